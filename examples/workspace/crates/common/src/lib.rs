@@ -32,10 +32,15 @@ pub fn banner(service: &str, marker: &str) -> String {
     )
 }
 
-/// Router answering `GET /` with `body` (plus a newline) and
-/// `GET /healthz` with `ok`.
+/// Router answering `GET /` with `body`, ` started=<nanoseconds since the epoch
+/// at process start>` and a newline, and `GET /healthz` with `ok`. The start
+/// stamp tells a test which services a change restarted.
 pub fn router(body: String) -> Router {
-    let body = format!("{body}\n");
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let body = format!("{body} started={started}\n");
     Router::new()
         .route("/", get(move || async move { body }))
         .route("/healthz", get(|| async { "ok" }))
