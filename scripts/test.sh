@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs every check CI runs: ansible-lint (production profile), ansible-test sanity, unit tests, and the
+# Molecule scenarios on the real Docker engine. Run scripts/setup.sh once first.
+# MOLECULE_SCENARIOS narrows the scenarios (space-separated); CARGOHOLD_SKIP="lint sanity" skips checks.
+set -uo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+export PATH="$root/.venv/bin:$PATH"
+scenarios=${MOLECULE_SCENARIOS:-default shared_builder docker release}
+skip=" ${CARGOHOLD_SKIP:-} "
+passed=0 failed=0 failures=()
+
+check() {
+    local name=$1; shift
+    if [[ $skip == *" $name "* ]]; then echo "== $name: skipped"; return; fi
+    echo "== $name: $*"
+    local start=$SECONDS
+    if "$@"; then
+        passed=$((passed + 1)); echo "== $name: passed in $((SECONDS - start)) s"
+    else
+        failed=$((failed + 1)); failures+=("$name"); echo "== $name: FAILED in $((SECONDS - start)) s"
+    fi
+}
+
+check lint ansible-lint --profile production
+check unit env PYTEST="$root/.venv/bin/pytest" scripts/unit.sh -q
+check sanity env ANSIBLE_TEST="$root/.venv/bin/ansible-test" scripts/sanity.sh
+for scenario in $scenarios; do
+    [[ -d molecule/$scenario ]] || { echo "== molecule-$scenario: no such scenario"; failed=$((failed + 1)); continue; }
+    check "molecule-$scenario" molecule test -s "$scenario"
+done
+
+(( failed == 0 )) || echo "failed checks: ${failures[*]}"
+echo "checks: $passed passed, $failed failed"
+(( failed == 0 ))
