@@ -668,7 +668,8 @@ def builder_command(services: t.Sequence[Service], watch: t.Sequence[str], opts:
     if features:
         cargo += ["--features", ",".join(sorted(set(features)))]
     cargo += list(opts.cargo_args)
-    return _watch_prefix(opts.watch_delay, watch) + ["-x", shlex.join(cargo)]
+    # cargohold-build (in the dev image) records each build's outcome for `status`.
+    return _watch_prefix(opts.watch_delay, watch) + ["-s", shlex.join(["cargohold-build", *cargo])]
 
 
 def artifact_dir(target_dir: str, cargo_args: t.Sequence[str]) -> str:

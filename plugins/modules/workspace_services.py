@@ -19,7 +19,7 @@ description:
   - In O(mode=per_service) each container runs C(cargo watch ... -x "run -p PACKAGE --bin BIN"), watching the
     service's package, its local path dependencies (transitively, build dependencies included, dev-dependencies
     not), the workspace C(Cargo.toml) and C(Cargo.lock).
-  - In O(mode=shared_builder) one builder container runs C(cargo watch ... -x "build --workspace --bins") and each
+  - In O(mode=shared_builder) one builder container runs C(cargo watch ... -s "cargohold-build build --workspace --bins") and each
     service container runs the built binary with C(cargohold-run), which the dev image provides.
   - The module never talks to Docker and changes nothing, except the O(dest) file when that is set.
     Every problem is reported before any container would be touched.

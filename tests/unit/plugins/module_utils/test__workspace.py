@@ -384,7 +384,7 @@ def test_shared_builder() -> None:
         "cargo", "watch", "--delay", "0.5",
         "-w", "/workspace/Cargo.lock", "-w", "/workspace/Cargo.toml", "-w", "/workspace/api",
         "-w", "/workspace/common", "-w", "/workspace/gated",
-        "-x", "build --workspace --bins --features gated/metrics --locked",
+        "-s", "cargohold-build build --workspace --bins --features gated/metrics --locked",
     ]
     services = by_name(result)
     assert services["api"]["container"]["command"] == ["cargohold-run", "/cargo-target/debug/api", "--",

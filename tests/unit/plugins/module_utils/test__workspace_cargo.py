@@ -71,7 +71,7 @@ def test_rich_transitive_path_deps(rich: dict) -> None:
 
 def test_rich_shared_builder_features(cargo: str, rich: dict) -> None:
     result = render_real(cargo, rich["root"], mode="shared_builder")
-    assert result["builder"]["command"][-1] == "build --workspace --bins --features gated/metrics,gated/tracing"
+    assert result["builder"]["command"][-1] == "cargohold-build build --workspace --bins --features gated/metrics,gated/tracing"
 
 
 def test_path_dependency_outside_root(cargo: str, tmp_path: Path) -> None:

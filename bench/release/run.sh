@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Release benchmark, in one run on the local engine (classic builder): the cargohold release playbook vs a
+# naive per-service `COPY . . && cargo build --release --bin SVC` Dockerfile, after
+#   1. a source-only change to the shared crate (all service images rebuilt),
+#   2. a source-only change to one service (one service image rebuilt),
+# and the size of a runtime image vs the builder image.
+# Both sides start warm (cold builds done first, not compared) and use the same Rust base image.
+# Env: BENCH_DIR (scratch dir, default /tmp/cargohold-bench), RESULTS (default bench/release/results).
+set -euo pipefail
+export DOCKER_BUILDKIT=0
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+here="$repo/bench/release"
+dir="${BENCH_DIR:-/tmp/cargohold-bench}"
+results="${RESULTS:-$here/results}"
+ws="$dir/workspace"
+project=cargohold-bench
+services=(api auth billing notify)
+PATH="$repo/.venv/bin:$PATH"
+export ANSIBLE_CONFIG="$repo/ansible.cfg"
+
+log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
+now() { date +%s.%N; }
+secs() { python3 -c "print(f'{$2 - $1:.1f}')"; }
+
+rm -rf "$dir" && mkdir -p "$ws" "$results"
+tar -C "$repo/examples/workspace" --exclude=target -cf - . | tar -C "$ws" -xf -
+git -C "$ws" init -q && git -C "$ws" add -A && git -C "$ws" -c user.name=bench -c user.email=bench@localhost commit -q -m bench
+
+release() {
+  ansible-playbook "$repo/playbooks/release.yml" -e cargohold_workspace="$ws" -e release_image_project=$project \
+    -e release_image_stage_dir="$dir/stage" -e release_image_build_dir="$dir/build" >"$dir/release-$1.log" 2>&1 \
+    || { tail -40 "$dir/release-$1.log" >&2; exit 1; }
+}
+naive() {
+  docker build -q -f "$here/Dockerfile.naive" --build-arg BASE=$project-naive-base --build-arg SVC="$1" \
+    -t "$project-naive/$1" "$ws" >/dev/null
+}
+
+log "cold: release playbook (builds the Rust base, cargo-chef and runtime base images if missing)"
+t0=$(now); release cold; cold_release=$(secs "$t0" "$(now)")
+base_ref=$(docker image ls --format '{{.Repository}}:{{.Tag}}' cargohold/rust-base | head -n1)
+ctx="$dir/naive-base" && mkdir -p "$ctx" && cp /etc/ssl/certs/ca-certificates.crt "$ctx/extra-ca.crt"
+docker build -q -f "$here/Dockerfile.naive-base" --build-arg BASE="$base_ref" -t $project-naive-base "$ctx" >/dev/null
+log "cold: naive images"
+t0=$(now); for s in "${services[@]}"; do naive "$s"; done; cold_naive=$(secs "$t0" "$(now)")
+t0=$(now); release warm; noop_release=$(secs "$t0" "$(now)")
+
+log "edit the shared crate: every service changes"
+sed -i 's/common=v1/common=v2/' "$ws/crates/common/src/lib.rs"
+t0=$(now); for s in "${services[@]}"; do naive "$s"; done; all_naive=$(secs "$t0" "$(now)")
+t0=$(now); release all; all_release=$(secs "$t0" "$(now)")
+
+log "edit one service"
+sed -i 's/"api-1"/"api-2"/' "$ws/services/api/src/main.rs"
+t0=$(now); naive api; one_naive=$(secs "$t0" "$(now)")
+t0=$(now); release one; one_release=$(secs "$t0" "$(now)")
+
+size() { docker image inspect --format '{{.Size}}' "$1"; }
+runtime_size=$(size $project/api:0.1.0)
+builder_size=$(size cargohold/release-build:$project)
+naive_size=$(size $project-naive/api)
+rebuilt_one=$(grep -o '[0-9]* rebuilt: [a-z, ]*' "$dir/release-one.log" | head -n1)
+
+python3 - "$results/latest.json" <<PY
+import json, sys
+r = dict(cold_release=$cold_release, cold_naive=$cold_naive, noop_release=$noop_release,
+         all_naive=$all_naive, all_release=$all_release, one_naive=$one_naive, one_release=$one_release,
+         runtime_size=$runtime_size, builder_size=$builder_size, naive_size=$naive_size,
+         rebuilt_one="$rebuilt_one")
+r["ratio_all"] = round(r["all_release"] / r["all_naive"], 3)
+r["ratio_one"] = round(r["one_release"] / r["one_naive"], 3)
+r["ratio_size_builder"] = round(r["runtime_size"] / r["builder_size"], 3)
+r["ratio_size_naive"] = round(r["runtime_size"] / r["naive_size"], 3)
+json.dump(r, open(sys.argv[1], "w"), indent=2)
+print(json.dumps(r, indent=2))
+PY
