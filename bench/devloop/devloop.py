@@ -43,6 +43,41 @@ LOCK = threading.Lock()
 OFFSET = time.time() - time.monotonic()  # wall = mono + OFFSET
 
 
+# cgroup v1 with the cgroupfs driver: every container is a child of /docker, which competes for the CPU as ONE
+# entity against each busy task of the root group. On a machine whose other load runs in containers, host cargo
+# in the root group would get several times the CPU share of any container. The host-native loop therefore
+# runs in a sibling group of the containers (same cpu.shares), so the scheduler treats it like one more
+# container and the comparison is about the pattern, not about the scheduler.
+CGROUP_PARENT = "/sys/fs/cgroup/cpu/docker"
+HOST_CGROUP: t.Optional[str] = None
+
+
+def host_cgroup(enable: bool) -> t.Optional[str]:
+    global HOST_CGROUP  # pylint: disable=global-statement
+    if enable and HOST_CGROUP is None and os.path.isdir(CGROUP_PARENT) and os.access(CGROUP_PARENT, os.W_OK):
+        path = os.path.join(CGROUP_PARENT, f"cargohold-devloop-host-{os.getpid()}")
+        os.makedirs(path, exist_ok=True)
+        HOST_CGROUP = path
+    return HOST_CGROUP
+
+
+def join_host_cgroup() -> None:
+    """preexec_fn: move the new process into the host-native cgroup (when there is one)."""
+    if HOST_CGROUP:
+        with open(os.path.join(HOST_CGROUP, "cgroup.procs"), "w", encoding="ascii") as handle:
+            handle.write(str(os.getpid()))
+
+
+def remove_host_cgroup() -> None:
+    if HOST_CGROUP and os.path.isdir(HOST_CGROUP):
+        for _ in range(50):
+            try:
+                os.rmdir(HOST_CGROUP)
+                return
+            except OSError:
+                time.sleep(0.1)
+
+
 def log(msg: str) -> None:
     with LOCK:
         print(f"{time.strftime('%H:%M:%S')} {msg}", file=sys.stderr, flush=True)
@@ -452,13 +487,14 @@ class Host(Mode):
         out = open(os.path.join(self.tmp, f"{self.project}-{svc}.log"), "a", encoding="utf-8")  # pylint: disable=consider-using-with
         self.procs[svc] = subprocess.Popen([self._bin(svc)], env=dict(self.env, PORT=str(self.ports[svc]),
                                                                      SERVICE_NAME=svc),
-                                           stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                                           stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                           preexec_fn=join_host_cgroup)
         out.close()
 
     def build_and_restart(self) -> None:
         with open(self.build_log, "a", encoding="utf-8") as out:
             rc = subprocess.call([self.cargo, "build", "--workspace", "--bins"], cwd=self.ws, env=self.env,
-                                 stdout=out, stderr=subprocess.STDOUT)
+                                 stdout=out, stderr=subprocess.STDOUT, preexec_fn=join_host_cgroup)
         if rc != 0:
             self.error = f"cargo build failed; see {self.build_log}"
             return
@@ -754,6 +790,9 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for one edit/start")
     parser.add_argument("--no-profile", action="store_true", help="skip the shared_builder log profile")
     parser.add_argument("--label", default="", help="added to the result file name")
+    parser.add_argument("--host-cgroup", choices=("docker", "root"), default="docker",
+                        help="cgroup of the host-native loop: a sibling of the containers under /docker (default, "
+                             "fair under load from other containers) or the root group")
     parser.add_argument("--keep", action="store_true", help="leave the stacks up (debugging; clean up by hand)")
     args = parser.parse_args()
 
@@ -769,6 +808,7 @@ def main() -> int:
         signal.signal(getattr(signal, f"SIG{var}"), lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
 
     client = docker.from_env(timeout=300)
+    host_cgroup(args.host_cgroup == "docker")
     tmp = tempfile.mkdtemp(prefix="cargohold-devloop-")
     os.chmod(tmp, 0o755)
     modes: t.List[Mode] = []
@@ -789,6 +829,7 @@ def main() -> int:
                               ).stdout.strip(),
                  "docker": client.version().get("Version")},
         "args": vars(args),
+        "host_cgroup": HOST_CGROUP,
         "modes": {m.name: {"kind": m.kind, "project": m.project, "extra_vars": getattr(m, "extra_vars", []),
                            "cold": [], "shared": [], "one": [], "size": []} for m in modes},
     }
@@ -868,6 +909,7 @@ def main() -> int:
                 except Exception as exc:  # pylint: disable=broad-except
                     log(f"cleanup of {mode.name}: {exc}")
             shutil.rmtree(tmp, ignore_errors=True)
+            remove_host_cgroup()
             log("cleaned up containers, volumes, networks and the scratch dir")
 
 
