@@ -4,7 +4,7 @@
 # MOLECULE_SCENARIOS narrows the scenarios (space-separated); CARGOHOLD_SKIP="lint sanity" skips checks.
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$root"
+cd "$root" || exit 1
 export PATH="$root/.venv/bin:$PATH"
 scenarios=${MOLECULE_SCENARIOS:-default shared_builder docker release}
 skip=" ${CARGOHOLD_SKIP:-} "
