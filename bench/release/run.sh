@@ -27,7 +27,10 @@ tar -C "$repo/examples/workspace" --exclude=target -cf - . | tar -C "$ws" -xf -
 git -C "$ws" init -q && git -C "$ws" add -A && git -C "$ws" -c user.name=bench -c user.email=bench@localhost commit -q -m bench
 
 # A source-only edit that must have changed the file, or the measurement after it means nothing.
-edit() { sed -i "$2" "$1" && grep -qF "$3" "$1" || { log "edit of $1 did not apply"; exit 1; }; }
+edit() {
+  sed -i "$2" "$1"
+  if ! grep -qF "$3" "$1"; then log "edit of $1 did not apply"; exit 1; fi
+}
 # profile_tasks puts each task's seconds in the logs: where the release playbook's time goes.
 release() {
   ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks \
