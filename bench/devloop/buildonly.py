@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Build-only side-by-side experiment behind the tuning section of docs/benchmarks.md.
 
 Times `cargo build --workspace --bins` after a shared-crate edit and after a one-service edit, in rounds that
@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -110,8 +109,8 @@ def main() -> int:
                 out = sh(["bash", "-c", script], cwd=os.path.join(tmp, name), env=host_env[name],
                          preexec_fn=devloop.join_host_cgroup).stdout
             else:
-                rc, raw = client.containers.get(f"devloop-exp-{name}").exec_run(["bash", "-c", script],
-                                                                               workdir="/workspace")
+                container = client.containers.get(f"devloop-exp-{name}")
+                rc, raw = container.exec_run(["bash", "-c", script], workdir="/workspace")
                 out = raw.decode()
                 if rc != 0:
                     raise RuntimeError(f"{name}: {out}")

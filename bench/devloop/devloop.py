@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Dev-loop benchmark: edit-to-serving times of the classic per-service `cargo watch` compose pattern, the
 cargohold modes per_service and shared_builder, and host-native cargo (the physical limit), side by side in
 one run on the example workspace. See bench/README.md and docs/benchmarks.md.
@@ -70,7 +70,7 @@ def join_host_cgroup() -> None:
 
 def remove_host_cgroup() -> None:
     if HOST_CGROUP and os.path.isdir(HOST_CGROUP):
-        for _ in range(50):
+        for _unused in range(50):
             try:
                 os.rmdir(HOST_CGROUP)
                 return
@@ -84,8 +84,8 @@ def log(msg: str) -> None:
 
 
 def run(cmd: t.Sequence[str], **kw: t.Any) -> subprocess.CompletedProcess:
-    kw.setdefault("check", True)
-    return subprocess.run(list(cmd), **kw)
+    check = kw.pop("check", True)
+    return subprocess.run(list(cmd), check=check, **kw)
 
 
 # --------------------------------------------------------------------------
@@ -157,7 +157,7 @@ def edit(path: str, pattern: str, new: str) -> t.Tuple[float, float]:
 def docker_ts(value: str) -> float:
     """RFC 3339 with nanoseconds (docker) -> monotonic seconds."""
     value = value.strip()
-    main, _, frac = value.rstrip("Z").partition(".")
+    main, _unused, frac = value.rstrip("Z").partition(".")
     wall = dt.datetime.strptime(main, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=dt.timezone.utc).timestamp()
     if frac:
         wall += float("0." + re.sub(r"\D.*", "", frac))
@@ -242,7 +242,7 @@ class Mode:
 
     def _remove_volumes(self, names: t.Sequence[str]) -> None:
         for name in names:
-            for _ in range(20):
+            for _unused in range(20):
                 try:
                     self.client.volumes.get(name).remove(force=True)
                     break
@@ -403,7 +403,7 @@ class Managed(Mode):
             return []
         lines = []
         for line in raw.decode("utf-8", "replace").splitlines():
-            stamp_text, _, text = line.partition(" ")
+            stamp_text, _unused, text = line.partition(" ")
             try:
                 lines.append((docker_ts(stamp_text), text))
             except ValueError:
@@ -487,8 +487,8 @@ class Host(Mode):
 
     def _start(self, svc: str) -> None:
         out = open(os.path.join(self.tmp, f"{self.project}-{svc}.log"), "a", encoding="utf-8")  # pylint: disable=consider-using-with
-        self.procs[svc] = subprocess.Popen([self._bin(svc)], env=dict(self.env, PORT=str(self.ports[svc]),
-                                                                     SERVICE_NAME=svc),
+        env = dict(self.env, PORT=str(self.ports[svc]), SERVICE_NAME=svc)
+        self.procs[svc] = subprocess.Popen([self._bin(svc)], env=env,
                                            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                                            preexec_fn=join_host_cgroup)
         out.close()
@@ -584,7 +584,7 @@ def cold_start(mode: Mode, timeout: float) -> dict:
     t0 = time.monotonic()
     mode.start()
     got = wait_for(mode.ports, {svc: " marker=" for svc in SERVICES}, timeout, interval=0.05)
-    t_all = max(ts for ts, _ in got.values())
+    t_all = max(ts for ts, _unused in got.values())
     started = mode.started_at()
     mode.start_finished()
     return {"s": round(t_all - t0, 3),
@@ -594,22 +594,22 @@ def cold_start(mode: Mode, timeout: float) -> dict:
 
 def shared_edit(mode: Mode, version: int, settle: float, timeout: float, profile: bool) -> dict:
     before = quiesce(mode, settle)
-    t_write, _ = edit(os.path.join(mode.ws, COMMON_RS), r'VERSION_TAG: &str = "v\d+";',
-                      f'VERSION_TAG: &str = "v{version}";')
+    t_write, _unused = edit(os.path.join(mode.ws, COMMON_RS), r'VERSION_TAG: &str = "v\d+";',
+                            f'VERSION_TAG: &str = "v{version}";')
     mode.after_edit()
     got = wait_for(mode.ports, {svc: f"common=v{version} " for svc in SERVICES}, timeout)
-    per = {svc: round(ts - t_write, 3) for svc, (ts, _) in got.items()}
+    per = {svc: round(ts - t_write, 3) for svc, (ts, _unused) in got.items()}
     result = {"s": max(per.values()), "per_service": per,
-              "restarted": sorted(s for s, (_, b) in got.items() if stamp(b) != before[s])}
+              "restarted": sorted(s for s, (_unused, b) in got.items() if stamp(b) != before[s])}
     if profile:
-        result["profile"] = mode.profile(t_write, {s: ts for s, (ts, _) in got.items()}, SERVICES)
+        result["profile"] = mode.profile(t_write, {s: ts for s, (ts, _unused) in got.items()}, SERVICES)
     return result
 
 
 def one_edit(mode: Mode, version: int, settle: float, timeout: float, profile: bool) -> dict:
     before = quiesce(mode, settle)
-    t_write, _ = edit(os.path.join(mode.ws, API_RS), r'MARKER: &str = "api-\d+";',
-                      f'MARKER: &str = "api-{version}";')
+    t_write, _unused = edit(os.path.join(mode.ws, API_RS), r'MARKER: &str = "api-\d+";',
+                            f'MARKER: &str = "api-{version}";')
     mode.after_edit()
     got = wait_for(mode.ports, {"api": f"marker=api-{version} "}, timeout)
     t_api = got["api"][0]
@@ -672,7 +672,7 @@ def report(results: dict) -> str:
             if unit == "n":
                 continue
             ref_med = med(values(ref, key, field))
-            rows.append([f"  {label.split(' (')[0]} vs {ref_kind}"] +
+            rows.append([f"  {label.split(' (', maxsplit=1)[0]} vs {ref_kind}"] +
                         [ratio(med(values(n, key, field)), ref_med) for n in names])
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip() for r in rows]
@@ -762,7 +762,7 @@ def parse_modes(spec: str, variants: t.Dict[str, t.List[str]]) -> t.List[t.Tuple
         item = item.strip()
         if not item:
             continue
-        kind, _, variant = item.partition(":")
+        kind, _unused, variant = item.partition(":")
         if kind not in MODE_CLASSES:
             raise SystemExit(f"--modes: unknown mode {kind!r}; use {', '.join(MODE_CLASSES)}")
         if variant and variant not in variants:
@@ -776,8 +776,8 @@ def parse_modes(spec: str, variants: t.Dict[str, t.List[str]]) -> t.List[t.Tuple
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5, help="measured edit rounds per mode (default 5)")
-    parser.add_argument("--cold-rounds", type=int, default=3, help="cold starts per mode (default 3; 0 skips "
-                        "the measurement but the first start is still cold)")
+    parser.add_argument("--cold-rounds", type=int, default=3, help="cold starts per mode (default 3, at least 1: "
+                        "the first start of every mode is a cold one)")
     parser.add_argument("--warmup", type=int, default=1, help="unmeasured edit rounds first (default 1)")
     parser.add_argument("--modes", default="classic,per_service,shared_builder,host",
                         help="comma-separated: classic, per_service, shared_builder, host; "
@@ -807,7 +807,7 @@ def main() -> int:
     specs = parse_modes(args.modes, variants)
 
     for var in ("TERM", "HUP"):
-        signal.signal(getattr(signal, f"SIG{var}"), lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        signal.signal(getattr(signal, f"SIG{var}"), lambda *_unused: (_unused for _unused in ()).throw(KeyboardInterrupt()))
 
     client = docker.from_env(timeout=300)
     host_cgroup(args.host_cgroup == "docker")
@@ -864,8 +864,7 @@ def main() -> int:
                     log(f"  {mode.name}: {exc}; retrying this cold start once")
                     sample = cold_start(mode, args.timeout * 3)
                 log(f"  {mode.name}: all serving after {sample['s']:.2f} s")
-                if args.cold_rounds > 0:
-                    results["modes"][mode.name]["cold"].append(sample)
+                results["modes"][mode.name]["cold"].append(sample)
                 save()
 
         version = 1

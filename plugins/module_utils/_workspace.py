@@ -74,7 +74,7 @@ class Options:
     container_port: int = 8080
     bind_address: str = "127.0.0.1"
     cargo_args: t.List[str] = field(default_factory=list)
-    watch_delay: float = 0.5
+    watch_delay: float = 0.1
     env: JsonDict = field(default_factory=dict)
     labels: JsonDict = field(default_factory=dict)
     services: t.Dict[str, JsonDict] = field(default_factory=dict)

@@ -136,7 +136,7 @@ options:
   watch_delay:
     description: Seconds C(cargo watch) waits after a change before rebuilding (C(--delay)).
     type: float
-    default: 0.5
+    default: 0.1
   env:
     description: Environment for every container; wins over the module's own variables, loses to a service's C(env).
     type: dict
@@ -310,7 +310,7 @@ services:
       sample:
         name: workspace-auth
         image: localhost/cargohold-dev:latest
-        command: [cargo, watch, --delay, "0.5", -w, /workspace/Cargo.lock, -w, /workspace/Cargo.toml,
+        command: [cargo, watch, --delay, "0.1", -w, /workspace/Cargo.lock, -w, /workspace/Cargo.toml,
                   -w, /workspace/crates/common, -w, /workspace/services/auth, -x, run -p auth-service --bin auth]
         env: {CARGO_TARGET_DIR: /cargo-target, PORT: "8080", SERVICE_NAME: auth}
         working_dir: /workspace
@@ -387,7 +387,7 @@ ARGUMENT_SPEC = dict(
     container_port=dict(type="int", default=8080),
     bind_address=dict(type="str", default="127.0.0.1"),
     cargo_args=dict(type="list", elements="str", default=[]),
-    watch_delay=dict(type="float", default=0.5),
+    watch_delay=dict(type="float", default=0.1),
     env=dict(type="dict", default={}),
     labels=dict(type="dict", default={}),
     # Keyed by service name, so suboptions cannot validate it; _workspace does.

@@ -158,7 +158,7 @@ def test_render_per_service_defaults() -> None:
         "container": {
             "name": "ws-auth",
             "image": "dev:latest",
-            "command": ["cargo", "watch", "--delay", "0.5",
+            "command": ["cargo", "watch", "--delay", "0.1",
                         "-w", "/workspace/Cargo.lock", "-w", "/workspace/Cargo.toml",
                         "-w", "/workspace/crates/common", "-w", "/workspace/services/auth",
                         "-x", "run -p auth-service --bin auth"],
@@ -381,7 +381,7 @@ def test_shared_builder() -> None:
     assert "published_ports" not in builder
     assert builder["networks"] == [{"name": "ws-dev"}]
     assert builder["command"] == [
-        "cargo", "watch", "--delay", "0.5",
+        "cargo", "watch", "--delay", "0.1",
         "-w", "/workspace/Cargo.lock", "-w", "/workspace/Cargo.toml", "-w", "/workspace/api",
         "-w", "/workspace/common", "-w", "/workspace/gated",
         "-s", "cargohold-build build --workspace --bins --features gated/metrics --locked",

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Entrypoint of the Molecule target images. Docker mounts /sys/fs/cgroup and
+# Entrypoint of the Molecule images that run systemd and an inner dockerd (scenarios docker and release). Docker mounts /sys/fs/cgroup and
 # /proc/sys read-only in unprivileged containers; systemd and the inner dockerd
 # need to write there. CAP_SYS_ADMIN allows bind-remounting them read-write,
 # which stands in for --privileged (refused by this engine).
