@@ -252,7 +252,23 @@ class Mode:
                     time.sleep(0.5)
 
 
-class Classic(Mode):
+class ContainerMode(Mode):
+    """A mode whose services run in containers with the target dir on the first of its volumes."""
+
+    def _volumes(self) -> t.List[str]:
+        raise NotImplementedError
+
+    def idle(self) -> bool:
+        return not self._busy_in_containers()
+
+    def target_bytes(self) -> int:
+        return self._volume_bytes(self._volumes()[0])
+
+    def started_at(self) -> t.Optional[float]:
+        return _first_start(self.containers())
+
+
+class Classic(ContainerMode):
     """The hand-made pattern: docker-compose v1, per-service `cargo watch -x "run --bin <svc>"` as root,
     the target volume at /app/target under the /app bind mount and a volume over all of /usr/local/cargo."""
 
@@ -303,17 +319,8 @@ class Classic(Mode):
     def cleanup(self) -> None:
         self.stop_and_wipe()
 
-    def idle(self) -> bool:
-        return not self._busy_in_containers()
 
-    def target_bytes(self) -> int:
-        return self._volume_bytes(self._volumes()[0])
-
-    def started_at(self) -> t.Optional[float]:
-        return _first_start(self.containers())
-
-
-class Managed(Mode):
+class Managed(ContainerMode):
     """cargohold's dev_stack role, brought up with the workspace's own dev.yml."""
 
     def __init__(self, *args: t.Any, **kw: t.Any) -> None:
@@ -386,15 +393,6 @@ class Managed(Mode):
                     net.remove()
                 except (APIError, NotFound):
                     pass
-
-    def idle(self) -> bool:
-        return not self._busy_in_containers()
-
-    def target_bytes(self) -> int:
-        return self._volume_bytes(self._volumes()[0])
-
-    def started_at(self) -> t.Optional[float]:
-        return _first_start(self.containers())
 
     def _logs(self, name: str, since: float) -> t.List[t.Tuple[float, str]]:
         try:
