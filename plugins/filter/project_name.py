@@ -30,7 +30,7 @@ _value:
 """
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.cargohold.devenv.plugins.module_utils._workspace import default_project, validate_project
+from ansible_collections.cargohold.devenv.plugins.module_utils._plan import default_project, validate_project
 
 
 def project_name(path):

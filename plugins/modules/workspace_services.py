@@ -6,23 +6,26 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: workspace_services
-short_description: Render one dev container definition per service of a Cargo workspace
+short_description: Plan the whole dev stack of a project of Cargo roots
 version_added: 0.1.0
 description:
-  - Reads a Cargo workspace as cargo sees it (C(cargo metadata --format-version 1 --no-deps)) and renders
-    one M(community.docker.docker_container) definition per service binary, for the C(dev_services) role to loop over.
-  - A service is every binary target (C(kind) contains C(bin)) of every workspace member, so glob members,
-    C(exclude), C([[bin]]) renames, C(src/bin/*.rs) auto-discovery and C(autobins = false) are all honoured.
-    The service name is the binary's name.
-  - Every container bind-mounts the workspace at O(source_dir), shares the named volume O(target_volume) as the
-    cargo target directory at O(target_dir) and O(cache_volume) as the crate download cache at O(cache_dir).
-  - In O(mode=per_service) each container runs C(cargo watch ... -x "run -p PACKAGE --bin BIN"), watching the
-    service's package, its local path dependencies (transitively, build dependencies included, dev-dependencies
-    not), the workspace C(Cargo.toml) and C(Cargo.lock).
-  - In O(mode=shared_builder) one builder container runs C(cargo watch ... -s "cargohold-build build --workspace --bins") and each
-    service container runs the built binary with C(cargohold-run), which the dev image provides.
+  - Reads every Cargo root of a project as cargo sees it (C(cargo metadata --format-version 1 --no-deps)) and
+    computes, once, the whole dev stack - names, network, volumes, state directory, one container definition per
+    service binary, readiness checks and the start order - for M(cargohold.devenv.dev_containers) to converge.
+  - A project is one directory, bind-mounted into every container at O(source_dir). It holds one Cargo root
+    (a workspace root or a lone package, which cargo treats as its own root) or several (O(roots), or found in
+    its subdirectories when the directory itself has no C(Cargo.toml)). All roots share one network, one dev
+    image, one target volume and one crate cache.
+  - A service is every binary target (C(kind) contains C(bin)) of every member, so glob members, C(exclude),
+    C([[bin]]) renames, C(src/bin/*.rs) auto-discovery and C(autobins = false) are all honoured.
+  - Every container runs C(cargohold-run) (from the dev image), which supervises the service binary - it
+    restarts it when a new build replaces it or, with backoff, when it crashes, and writes its state to the
+    project's state directory on the Docker host. In O(mode=per_service) the container also runs
+    C(cargo watch) over the service's package, its local path dependencies (transitively, build dependencies
+    included, dev-dependencies not) and its root's C(Cargo.toml) and C(Cargo.lock), building only its binary.
+    In O(mode=shared_builder) one builder container builds all binaries of all roots.
   - The module never talks to Docker and changes nothing, except the O(dest) file when that is set.
-    Every problem is reported before any container would be touched.
+    Every problem is reported, in the words of O(names), before any container would be touched.
 author:
   - cargohold developers (@cargohold)
 extends_documentation_fragment:
@@ -35,17 +38,23 @@ attributes:
     support: full
     details: Only the O(dest) file has a diff; without O(dest) there is nothing to diff.
   idempotent:
-    description: Running it twice with the same workspace and options gives the same result.
+    description: Running it twice with the same project and options gives the same result.
     support: full
   platform:
     platforms: posix
 options:
   path:
     description:
-      - Workspace root on the managed host, the directory whose C(Cargo.toml) has a C([workspace]) table.
-      - Bind-mounted into every container at O(source_dir).
+      - The project directory on the managed host (bind-mounted into every container at O(source_dir)).
     type: path
     required: true
+  roots:
+    description:
+      - The Cargo roots inside O(path), relative to it (for example V([orders, payments])).
+      - Default - V(.) when O(path) has a C(Cargo.toml), else every shallowest directory below it (depth 3,
+        hidden, C(target), C(vendor) and C(node_modules) skipped) that has one.
+    type: list
+    elements: str
   cargo:
     description:
       - Cargo executable. A bare name is looked up on E(PATH), then in C(~/.cargo/bin).
@@ -54,28 +63,30 @@ options:
     default: cargo
   metadata:
     description:
-      - Output of C(cargo metadata --format-version 1 --no-deps) for the workspace, as a JSON string or a dict,
-        collected elsewhere (for example inside a container when the host has no cargo). cargo is then not run.
-      - Its C(workspace_root) may differ from O(path) (a container path) as long as every member's
-        C(Cargo.toml) exists at the same relative place under O(path).
+      - Output of C(cargo metadata --format-version 1 --no-deps), collected elsewhere (for example inside a
+        container when the host has no cargo): a dict keyed by root (as in O(roots)), or one document for a
+        project with one root. cargo is then not run.
+      - Its C(workspace_root) may differ from the root's path (a container path) as long as every member's
+        C(Cargo.toml) exists at the same relative place.
     type: raw
   project:
     description:
-      - Prefix for container names (C(PROJECT-SERVICE)) and the default network.
+      - Prefix for container names (C(PROJECT-SERVICE), or the binary's name alone when it starts with
+        C(PROJECT-)) and the default network.
       - Defaults to the base name of O(path), lowercased, with characters outside C([a-z0-9_.-]) replaced by C(-)
         and leading non-alphanumerics stripped.
-      - Must match C(^[a-z0-9][a-z0-9_.-]{0,62}$).
     type: str
   mode:
     description:
-      - V(per_service) compiles and runs each service in its own container with C(cargo watch).
-      - V(shared_builder) compiles all binaries in one builder container (returned as RV(builder)); service
+      - V(per_service) builds and runs each service in its own container.
+      - V(shared_builder) builds all binaries in one builder container (returned as RV(builder)); service
         containers run the built binaries.
     type: str
     choices: [per_service, shared_builder]
     default: per_service
   image:
-    description: Dev image reference used for every container. It must provide cargo and C(cargo-watch).
+    description: Dev image reference used for every container. It must provide cargo, C(cargo-watch) and
+      C(cargohold-run).
     type: str
     required: true
   network:
@@ -83,24 +94,21 @@ options:
     type: str
   user:
     description:
-      - Numeric C(UID:GID) the containers run as, normally the owner of the source tree so files written into
-        the bind mount stay yours. UID 0 is refused.
+      - Numeric C(UID:GID) the containers run as, normally the owner of the source tree. UID 0 is refused.
     type: str
     required: true
   source_dir:
-    description: Absolute container path where the workspace is mounted.
+    description: Absolute container path where the project is mounted.
     type: str
     default: /workspace
   target_dir:
     description:
-      - Absolute container path of the shared cargo target directory (E(CARGO_TARGET_DIR)).
-      - Must not be inside O(source_dir) - a volume nested under the bind mount makes Docker create root-owned
-        directories in the source tree, and some Docker Desktop versions silently detach it.
+      - Absolute container path of the shared cargo target directory (E(CARGO_TARGET_DIR)); not inside
+        O(source_dir).
     type: str
     default: /cargo-target
   cache_dir:
-    description:
-      - Absolute container path of the shared crate download cache. Must not be inside O(source_dir).
+    description: Absolute container path of the shared crate download cache. Must not be inside O(source_dir).
     type: str
     default: /cargo-cache
   target_volume:
@@ -111,25 +119,31 @@ options:
     description: Named volume mounted at O(cache_dir). Must differ from O(target_volume).
     type: str
     required: true
+  state_dir:
+    description:
+      - Directory on the Docker host where each container's supervisor writes its state (one subdirectory per
+        service, C(builder) for the builder); mounted at C(/run/cargohold).
+    type: path
+    required: true
   port_base:
     description:
-      - Service number I(i) (0-based, enabled services in name order) is published on host port O(port_base) + I(i),
-        unless its O(services) entry sets C(ports) or C(network_mode).
+      - Service number I(i) (0-based, enabled services with their own network in name order) is published on
+        host port O(port_base) + I(i), unless its O(services) entry sets C(ports).
     type: int
     default: 8080
   container_port:
-    description: Port every service listens on inside its container; passed as E(PORT).
+    description: Port a service listens on inside its container unless its C(port) says otherwise; E(PORT).
     type: int
     default: 8080
   bind_address:
-    description: Host address ports are published on, unless a port mapping names its own.
+    description: Host address ports are published on (IPv4 or IPv6, for example V(::1)).
     type: str
     default: 127.0.0.1
   cargo_args:
     description:
-      - Extra arguments for every C(cargo run) / C(cargo build), for example V(--locked).
-      - In O(mode=shared_builder), V(--release), V(--profile) and V(--target) also decide where the runners
-        look for the binaries.
+      - Extra arguments for every C(cargo build), for example V(--locked) (refused when a root has no
+        C(Cargo.lock)).
+      - V(--release), V(--profile) and V(--target) also decide where the supervisor finds the binaries.
     type: list
     elements: str
     default: []
@@ -137,6 +151,17 @@ options:
     description: Seconds C(cargo watch) waits after a change before rebuilding (C(--delay)).
     type: float
     default: 0.1
+  watch_ignore:
+    description:
+      - Globs, relative to O(path), whose changes never trigger a build (C(cargo watch -i)), for every service;
+        for example a file a build script writes into the source tree.
+    type: list
+    elements: str
+    default: []
+  ready:
+    description: The readiness check of every service without its own C(ready) (see O(services)).
+    type: raw
+    default: port
   env:
     description: Environment for every container; wins over the module's own variables, loses to a service's C(env).
     type: dict
@@ -147,84 +172,87 @@ options:
     default: {}
   services:
     description:
-      - Per-service settings, keyed by service (binary) name; unknown names are an error. Each value is a dict
-        with these optional keys.
+      - Per-service settings, keyed by service (binary) name; unknown names and keys are an error. Each value is
+        a dict with these optional keys.
       - C(enabled) (bool, default V(true)) - V(false) leaves the service out; it is still listed in
         RV(all_services) and RV(disabled).
+      - C(kind) (V(service) or V(tool), default V(service)) - V(tool) is a binary that runs once after each build
+        and exits (a CLI) - no port, not waited for, never restarted.
       - C(args) (list of str) - command-line arguments for the service binary.
       - C(env) (dict) - environment for this service; wins over O(env).
-      - C(working_dir) (str) - container working directory, relative to O(source_dir) unless absolute; defaults to
-        O(source_dir). In O(mode=per_service) it must be inside O(source_dir), where cargo finds the workspace.
+      - C(working_dir) (str) - working directory, relative to O(source_dir) unless absolute; defaults to the
+        service's Cargo root (where C(cargo run) would start), so cwd-relative assets are found.
+      - C(port) (int) - the port the service listens on in its container (E(PORT)); defaults to
+        O(container_port). The automatic host port maps to it.
+      - C(listen) (str) - the address the service binds when its code fixes it. V(127.0.0.1) or V(::1) makes
+        the container forward its port to that loopback address, so the published port and other services
+        reach it.
       - C(ports) (list of int or str) - host port mappings replacing the automatic one. Each is an int host port
-        (mapped to O(container_port)), C(HOST:CONTAINER) or C(IP:HOST:CONTAINER), optionally with C(/tcp) or
-        C(/udp). An empty list publishes nothing. A host port may be used only once across services.
-      - C(network_mode) (str) - Docker network mode, for example V(host). The container then joins no network and
-        publishes no ports. With V(host), E(PORT) is the service's host port so services do not collide.
-      - C(mounts) (list of dict) - extra mounts after the workspace and the two volumes, each with C(target)
+        (mapped to C(port)), C(HOST:CONTAINER) or C(IP:HOST:CONTAINER) (IPv6 in brackets), optionally with
+        C(/tcp) or C(/udp). An empty list publishes nothing. A host port may be used only once.
+      - C(ready) - when the service counts as ready. V(port) (the default) - something listens on C(port) in the
+        container's network namespace, whatever the protocol. C({http: PATH}) - any HTTP answer to PATH (a 404
+        counts). C({http: PATH, status: 200}) - that status. C({log: REGEX}) - a line of its output matches.
+        V(healthcheck) - the Docker healthcheck in C(docker.healthcheck) reports healthy. V(none) - running is
+        enough.
+      - C(network_mode) (str) - V(service:NAME) shares service NAME's network namespace, loopback included
+        (NAME starts first; the ports are published on NAME's container). Any other value is a Docker network
+        mode, for example V(host).
+      - C(mounts) (list of dict) - extra mounts after the project and the two volumes, each with C(target)
         (absolute container path), C(source) (host path, relative to O(path) unless absolute, or volume name;
         none for tmpfs), C(type) (V(bind), V(volume) or V(tmpfs), default V(bind)) and C(read_only) (bool).
         V(/) and the Docker socket are refused as source or target.
-      - C(depends_on) (list of str) - enabled services to start before this one; cycles are an error.
-      - C(docker) (dict) - further M(community.docker.docker_container) options, returned under
-        C(container.extra). Allowed keys are C(cap_add), C(cap_drop), C(cpus), C(memory), C(memory_reservation),
-        C(shm_size), C(ulimits), C(devices), C(dns_servers), C(etc_hosts), C(tmpfs), C(security_opts), C(sysctls),
-        C(healthcheck), C(log_driver), C(log_options), C(hostname), C(privileged) and C(groups).
+      - C(depends_on) (list of str) - enabled services created, started and ready before this one; cycles are
+        an error.
+      - C(watch_ignore) (list of str) - globs, relative to O(path), whose changes do not rebuild this service,
+        added to O(watch_ignore).
+      - C(docker) (dict) - further container options. Allowed keys are C(cap_add), C(cap_drop), C(cpus),
+        C(memory), C(memory_reservation), C(shm_size), C(ulimits), C(devices), C(dns_servers), C(etc_hosts),
+        C(tmpfs), C(security_opts), C(sysctls), C(healthcheck), C(log_driver), C(log_options), C(hostname),
+        C(privileged) and C(groups), with the meaning of the M(community.docker.docker_container) options of
+        the same names.
+    type: dict
+    default: {}
+  names:
+    description:
+      - The variables the user set, by the option they feed (for example V({services: dev_services_overrides})),
+        so that an error names the variable, not the option.
     type: dict
     default: {}
   dest:
     description:
-      - Also write the rendered result as JSON (sorted keys, indent 2) to this file on the managed host,
-        atomically, creating parent directories. The task is changed only when the content changes.
+      - Also write the plan as JSON (sorted keys, indent 2) to this file on the managed host, atomically,
+        creating parent directories. The task is changed only when the content changes.
     type: path
 notes:
   - Requires cargo on the managed host unless O(metadata) is given. C(cargo metadata --no-deps) needs no network.
 seealso:
-  - module: community.docker.docker_container
+  - module: cargohold.devenv.dev_containers
 """
 
 EXAMPLES = r"""
-- name: Render the dev containers of the workspace
+- name: Plan the dev stack of a project with two Cargo roots
   cargohold.devenv.workspace_services:
-    path: "{{ playbook_dir }}/../examples/workspace"
-    image: localhost/cargohold-dev:latest
-    user: "{{ ansible_user_uid }}:{{ ansible_user_gid }}"
-    target_volume: workspace-target
-    cache_volume: cargo-cache
-    cargo_args: [--locked]
-    env:
-      RUST_LOG: debug
-    services:
-      notify:
-        depends_on: [auth]
-        ports: ["127.0.0.1:9000:8080"]
-      billing:
-        enabled: false
-  register: ws
-
-- name: Run them
-  community.docker.docker_container:
-    name: "{{ item.container.name }}"
-    image: "{{ item.container.image }}"
-    command: "{{ item.container.command }}"
-    env: "{{ item.container.env }}"
-    mounts: "{{ item.container.mounts }}"
-    published_ports: "{{ item.container.published_ports | default(omit) }}"
-    networks: "{{ item.container.networks | default(omit) }}"
-    network_mode: "{{ item.container.network_mode | default(omit) }}"
-  loop: "{{ ws.services }}"
-  loop_control:
-    label: "{{ item.name }}"
-
-- name: One builder, services run the built binaries; metadata collected inside a container
-  cargohold.devenv.workspace_services:
-    path: /srv/src/shop
-    metadata: "{{ container_metadata.stdout }}"
-    mode: shared_builder
-    image: localhost/cargohold-dev:latest
+    path: /home/me/src/shop
+    roots: [orders, payments]
+    image: cargohold/dev:shop
     user: "1000:1000"
-    target_volume: shop-target
-    cache_volume: cargo-cache
-    dest: /srv/src/shop/.cargohold/services.json
+    target_volume: shop-cargo-target
+    cache_volume: shop-cargo-cache
+    state_dir: /home/me/.cache/cargohold/shop/run
+    watch_ignore: [orders/src/generated.rs]
+    services:
+      orders:
+        env: {PAYMENTS_URL: "http://payments:8080"}
+        ready: {http: /version}
+      payments:
+        port: 7000
+        listen: 127.0.0.1
+  register: plan
+
+- name: Converge it
+  cargohold.devenv.dev_containers:
+    plan: "{{ plan }}"
 """
 
 RETURN = r"""
@@ -232,34 +260,77 @@ project:
   description: Container name prefix.
   returned: success
   type: str
-  sample: workspace
-workspace_root:
-  description: Absolute workspace root on the managed host (the bind mount source).
+  sample: shop
+project_dir:
+  description: Absolute project directory on the managed host (the bind mount source).
   returned: success
   type: str
-  sample: /home/dev/src/workspace
+  sample: /home/me/src/shop
+workspace_root:
+  description: Same as RV(project_dir) (kept for earlier consumers).
+  returned: success
+  type: str
+  sample: /home/me/src/shop
+roots:
+  description: The Cargo roots, relative to the project, with whether each has a C(Cargo.lock).
+  returned: success
+  type: list
+  elements: dict
+  sample: [{path: orders, lockfile: true}, {path: payments, lockfile: false}]
+lockfiles_missing:
+  description: Roots without a C(Cargo.lock); the C(dev_services) role generates each once before any service starts.
+  returned: success
+  type: list
+  elements: str
+  sample: [payments]
 network:
   description: Docker network name.
   returned: success
   type: str
-  sample: workspace-dev
+  sample: shop-dev
+volumes:
+  description: The C(target) and C(cache) volume names.
+  returned: success
+  type: dict
+  sample: {target: shop-cargo-target, cache: shop-cargo-cache}
+state_dir:
+  description: The O(state_dir).
+  returned: success
+  type: str
+  sample: /home/me/.cache/cargohold/shop/run
+image:
+  description: The O(image).
+  returned: success
+  type: str
+  sample: cargohold/dev:shop
+user:
+  description: The O(user).
+  returned: success
+  type: str
+  sample: "1000:1000"
 mode:
   description: The O(mode) used.
   returned: success
   type: str
   sample: per_service
 all_services:
-  description: Every service name in the workspace, disabled ones included, sorted.
+  description: Every service name in the project, disabled ones included, sorted.
   returned: success
   type: list
   elements: str
-  sample: [api, auth, billing, notify]
+  sample: [orders, payments]
 disabled:
   description: Names of services whose O(services) entry has C(enabled=false).
   returned: success
   type: list
   elements: str
-  sample: [billing]
+  sample: []
+order:
+  description: Enabled services in start order (C(depends_on) and C(network_mode=service:X) first, ties by name).
+  returned: success
+  type: list
+  elements: str
+  sample: [orders, payments]
 services:
   description: Enabled services sorted by name.
   returned: success
@@ -269,77 +340,81 @@ services:
     name:
       description: Service name (the binary's name).
       type: str
-      sample: auth
+    kind:
+      description: V(service) or V(tool).
+      type: str
     package:
       description: Cargo package that builds the binary.
       type: str
-      sample: auth-service
     bin:
       description: Binary target name.
       type: str
-      sample: auth
-    package_dir:
-      description: Package directory relative to the workspace root (V(.) for a root package).
+    root:
+      description: The service's Cargo root, relative to the project.
       type: str
-      sample: services/auth
+    package_dir:
+      description: Package directory relative to the project (V(.) for a root package at the top).
+      type: str
+    local_dirs:
+      description: The package dir and its local path dependencies, relative to the project.
+      type: list
+      elements: str
     required_features:
       description: The binary's C(required-features), passed to cargo as C(--features).
       type: list
       elements: str
-      sample: []
     watch:
       description: Container paths C(cargo watch) watches for this service.
       type: list
       elements: str
-      sample: [/workspace/Cargo.lock, /workspace/Cargo.toml, /workspace/crates/common, /workspace/services/auth]
-    url:
-      description: URL of the service on the host, or V(null) when it publishes no port.
+    watch_ignore:
+      description: Globs whose changes do not rebuild it.
+      type: list
+      elements: str
+    port:
+      description: The port it listens on in its container; V(null) for a tool.
+      type: int
+    address:
+      description: C(HOST:PORT) where the host reaches it, or V(null) when it publishes no port.
       type: str
-      sample: http://127.0.0.1:8081/
+      sample: "127.0.0.1:8080"
+    url:
+      description: The URL of its HTTP readiness check on the host, when it has one.
+      type: str
+      sample: http://127.0.0.1:8080/version
+    ready:
+      description: Its readiness check, C(type) (port, http, log, healthcheck, none) with C(port), C(path),
+        C(status) and C(pattern).
+      type: dict
     depends_on:
       description: Services to start first (from the service's C(depends_on)).
       type: list
       elements: str
-      sample: []
+    network_target:
+      description: The service whose network namespace it shares, if any.
+      type: str
+    state_dir:
+      description: Where its supervisor writes its state on the Docker host.
+      type: str
     container:
-      description:
-        - Options for M(community.docker.docker_container); every key except C(extra) is an option of that module.
-        - C(published_ports) and C(networks) are absent when C(network_mode) is set, and the other way around.
-        - C(extra) holds the service's C(docker) options from O(services).
+      description: Its container definition, which M(cargohold.devenv.dev_containers) turns into an Engine API
+        create body.
       type: dict
-      sample:
-        name: workspace-auth
-        image: localhost/cargohold-dev:latest
-        command: [cargo, watch, --delay, "0.1", -w, /workspace/Cargo.lock, -w, /workspace/Cargo.toml,
-                  -w, /workspace/crates/common, -w, /workspace/services/auth, -x, run -p auth-service --bin auth]
-        env: {CARGO_TARGET_DIR: /cargo-target, PORT: "8080", SERVICE_NAME: auth}
-        working_dir: /workspace
-        user: "1000:1000"
-        init: true
-        mounts:
-          - {type: bind, source: /home/dev/src/workspace, target: /workspace, read_only: false}
-          - {type: volume, source: workspace-target, target: /cargo-target, read_only: false}
-          - {type: volume, source: cargo-cache, target: /cargo-cache, read_only: false}
-        published_ports: ["127.0.0.1:8081:8080"]
-        networks: [{name: workspace-dev}]
-        labels: {io.cargohold.project: workspace, io.cargohold.service: auth, io.cargohold.role: service,
-                 io.cargohold.mode: per_service}
-        stop_signal: SIGINT
-        stop_timeout: 2
-        restart_policy: unless-stopped
-        extra: {}
 builder:
-  description:
-    - In O(mode=shared_builder), the builder container's options (like RV(services[].container), role label
-      V(builder), no published ports, no service label); V(null) in O(mode=per_service).
+  description: In O(mode=shared_builder), the builder container's definition; V(null) in O(mode=per_service).
   returned: success
   type: dict
   sample: null
+containers:
+  description: Every container definition (builder first) in start order.
+  returned: success
+  type: list
+  elements: dict
 dest:
   description: The O(dest) path, when set.
   returned: when O(dest) is set
   type: str
-  sample: /srv/src/shop/.cargohold/services.json
+  sample: /srv/src/shop/.cargohold/plan.json
 """
 
 import os
@@ -349,32 +424,18 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.text.converters import to_bytes
 
+from ansible_collections.cargohold.devenv.plugins.module_utils import _docker as dk
+from ansible_collections.cargohold.devenv.plugins.module_utils import _plan as pl
 from ansible_collections.cargohold.devenv.plugins.module_utils import _workspace as ws
 
 
-SERVICE_OPTIONS = dict(
-    enabled=dict(type="bool", default=True),
-    args=dict(type="list", elements="str"),
-    env=dict(type="dict"),
-    working_dir=dict(type="str"),
-    ports=dict(type="list", elements="raw"),
-    network_mode=dict(type="str"),
-    mounts=dict(type="list", elements="dict", options=dict(
-        source=dict(type="str"),
-        target=dict(type="str", required=True),
-        type=dict(type="str", choices=["bind", "volume", "tmpfs"], default="bind"),
-        read_only=dict(type="bool", default=False),
-    )),
-    depends_on=dict(type="list", elements="str"),
-    docker=dict(type="dict"),
-)
-
 ARGUMENT_SPEC = dict(
     path=dict(type="path", required=True),
+    roots=dict(type="list", elements="str"),
     cargo=dict(type="str", default="cargo"),
     metadata=dict(type="raw"),
     project=dict(type="str"),
-    mode=dict(type="str", choices=list(ws.MODES), default="per_service"),
+    mode=dict(type="str", choices=list(pl.MODES), default="per_service"),
     image=dict(type="str", required=True),
     network=dict(type="str"),
     user=dict(type="str", required=True),
@@ -383,47 +444,77 @@ ARGUMENT_SPEC = dict(
     cache_dir=dict(type="str", default="/cargo-cache"),
     target_volume=dict(type="str", required=True),
     cache_volume=dict(type="str", required=True),
+    state_dir=dict(type="path", required=True),
     port_base=dict(type="int", default=8080),
     container_port=dict(type="int", default=8080),
     bind_address=dict(type="str", default="127.0.0.1"),
     cargo_args=dict(type="list", elements="str", default=[]),
     watch_delay=dict(type="float", default=0.1),
+    watch_ignore=dict(type="list", elements="str", default=[]),
+    ready=dict(type="raw", default="port"),
     env=dict(type="dict", default={}),
     labels=dict(type="dict", default={}),
-    # Keyed by service name, so suboptions cannot validate it; _workspace does.
+    # Keyed by service name, so suboptions cannot validate it; pl.SERVICE_OPTIONS does, entry by entry.
     services=dict(type="dict", default={}),
+    names=dict(type="dict", default={}),
     dest=dict(type="path"),
 )
 
 
-def load_metadata(module: AnsibleModule, root: str) -> dict:
-    if module.params["metadata"] is not None:
-        metadata = ws.parse_metadata(module.params["metadata"])
-        ws.check_workspace_root(metadata, root, ran_cargo=False)
-        return metadata
+def load_metadata(module: AnsibleModule, roots: list) -> None:
+    """Fill each root's metadata: given (keyed by root, or bare for a single root), else from cargo."""
+    given = module.params["metadata"]
+    if given is not None:
+        by_root = given if isinstance(given, dict) and "workspace_root" not in given else {".": given}
+        if len(roots) == 1 and len(by_root) == 1:
+            by_root = {roots[0].rel: next(iter(by_root.values()))}
+        for root in roots:
+            if root.rel not in by_root:
+                raise ValueError(f"metadata: no entry for Cargo root '{root.rel}'; key it by root "
+                                 f"({', '.join(r.rel for r in roots)})")
+            root.metadata = ws.parse_metadata(by_root[root.rel])
+            ws.check_workspace_root(root.metadata, root.path, ran_cargo=False)
+        return
     cargo = ws.find_cargo(module.params["cargo"])
     if cargo is None:
         raise ValueError(f"cargo: '{module.params['cargo']}' not found on PATH or in ~/.cargo/bin; "
-                         "install Rust (rustup) on the host, set cargo to its path, or pass metadata")
-    rc, out, err = module.run_command(ws.metadata_command(cargo, root), cwd=root)
-    if rc != 0:
-        raise ValueError(ws.cargo_failure(root, rc, err))
-    metadata = ws.parse_metadata(out)
-    ws.check_workspace_root(metadata, root, ran_cargo=True)
-    return metadata
+                         "the dev_services role reads the workspace with the dev image's cargo instead, "
+                         "or pass metadata")
+    for root in roots:
+        rc, out, err = module.run_command(ws.metadata_command(cargo, root.path), cwd=root.path)
+        if rc != 0:
+            raise ValueError(ws.cargo_failure(root.path, rc, err))
+        root.metadata = ws.parse_metadata(out)
+        ws.check_workspace_root(root.metadata, root.path, ran_cargo=True)
 
 
 def normalize_services(services: dict) -> dict:
-    """Apply SERVICE_OPTIONS to each entry of the free-form services dict."""
-    validator = ArgumentSpecValidator(SERVICE_OPTIONS)
+    """Validate each entry of the free-form services dict against the one table of settings."""
+    validator = ArgumentSpecValidator(pl.service_argument_spec())
+    docker_validator = ArgumentSpecValidator(dk.docker_argument_spec())
     result = {}
     for name, settings in services.items():
         if settings is not None and not isinstance(settings, dict):
             raise ValueError(f"services.{name}: must be a dict of settings, got {settings!r}")
+        unknown = sorted(set(settings or {}) - set(pl.SERVICE_OPTIONS))
+        if unknown:
+            raise ValueError(f"services.{name}: unknown setting(s) {', '.join(unknown)}; valid ones are: "
+                             f"{', '.join(pl.SERVICE_OPTIONS)}")
+        docker = (settings or {}).get("docker") or {}
+        unknown = sorted(set(docker) - set(dk.DOCKER_OPTIONS)) if isinstance(docker, dict) else []
+        if unknown:
+            raise ValueError(f"services.{name}.docker: unsupported option(s) {', '.join(unknown)}; allowed: "
+                             f"{', '.join(dk.DOCKER_OPTIONS)}")
         validated = validator.validate(settings or {})
         if validated.error_messages:
             raise ValueError(f"services.{name}: {'; '.join(validated.error_messages)}")
-        result[name] = validated.validated_parameters
+        params = validated.validated_parameters
+        if params.get("docker"):
+            checked = docker_validator.validate(params["docker"])
+            if checked.error_messages:
+                raise ValueError(f"services.{name}.docker: {'; '.join(checked.error_messages)}")
+            params["docker"] = {k: v for k, v in checked.validated_parameters.items() if v is not None}
+        result[name] = params
     return result
 
 
@@ -452,10 +543,13 @@ def read_text(path: str) -> str:
 
 def render(module: AnsibleModule) -> dict:
     root = os.path.abspath(module.params["path"])
-    workspace = ws.inspect_workspace(root)
-    metadata = load_metadata(module, root)
+    roots = ws.inspect_project(root, module.params["roots"])
+    load_metadata(module, roots)
     params = dict(module.params, services=normalize_services(module.params["services"]))
-    return ws.render(metadata, workspace, params)
+    plan = pl.render(root, roots, params, list(dk.DOCKER_OPTIONS))
+    for container in plan["containers"]:
+        dk.create_body(container)  # every container option converts, or the plan fails here
+    return plan
 
 
 def main() -> None:
@@ -463,14 +557,14 @@ def main() -> None:
     try:
         result = render(module)
     except ValueError as exc:
-        module.fail_json(msg=str(exc))
+        module.fail_json(msg=pl.user_words(str(exc), module.params["names"]))
         return
 
     changed = False
     dest = module.params["dest"]
     if dest:
         dest = os.path.abspath(dest)
-        content = ws.to_json(result)
+        content = pl.to_json(result)
         before = read_text(dest)
         changed = write_dest(module, dest, content)
         result["dest"] = dest

@@ -1,0 +1,452 @@
+#!/usr/bin/python
+# Copyright: cargohold developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: dev_containers
+short_description: Converge, wait for, report or remove all containers of a dev stack in one pass
+version_added: 0.2.0
+description:
+  - Takes the plan that M(cargohold.devenv.workspace_services) computed (containers, network, start order,
+    readiness, state directory) and talks to the Docker Engine API once for the whole project, not once per
+    container.
+  - O(state=present) lists the project's containers in one call, decides what to create, recreate, start or
+    leave alone from a hash of each container's definition and the image it runs (like docker compose), checks
+    that no other process holds a host port it is about to publish before it changes anything, removes orphans,
+    then creates and starts containers in dependency order (independent ones concurrently) and waits until
+    every service is ready, all at once.
+  - The wait reads the state files each container's supervisor (C(cargohold-run)) writes on the Docker host,
+    so it fails at once, with the compiler's error or the service's last log lines, when a build fails or a
+    service exits, instead of running into the timeout.
+  - O(state=status) reports every service in one call. O(state=absent) stops and removes every container of
+    the project concurrently and removes its network; volumes are never touched.
+author:
+  - cargohold developers (@cargohold)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - community.docker.docker.api_documentation
+attributes:
+  check_mode:
+    support: full
+    details: The decisions are the real run's; nothing is created, started, removed or waited for.
+  diff_mode:
+    support: full
+    details: One line per container with what would happen to it.
+  idempotent:
+    description: A converged stack reports no change.
+    support: full
+  platform:
+    platforms: posix
+options:
+  plan:
+    description:
+      - The result of M(cargohold.devenv.workspace_services) (its C(project), C(network), C(containers),
+        C(services), C(state_dir), C(image), C(user) and C(order) keys).
+    type: dict
+    required: true
+  state:
+    description:
+      - V(present) converges and (with O(wait)) waits; V(status) only reports; V(absent) removes the containers
+        and the network.
+    type: str
+    choices: [present, status, absent]
+    default: present
+  wait:
+    description: With O(state=present), wait until every service (not tools) is ready.
+    type: bool
+    default: true
+  wait_timeout:
+    description: Seconds to wait for readiness before failing with each service's state.
+    type: int
+    default: 900
+  recreate:
+    description: Service names whose containers are recreated even when unchanged.
+    type: list
+    elements: str
+    default: []
+  names:
+    description: Option names as the user spells them (for example V(port_base) -> V(dev_services_port_base)),
+      used in error messages.
+    type: dict
+    default: {}
+requirements:
+  - Docker API >= 1.41
+  - The module runs on the Docker host, where the plan's state directory and bind mount sources live.
+seealso:
+  - module: cargohold.devenv.workspace_services
+"""
+
+EXAMPLES = r"""
+- name: Plan the stack
+  cargohold.devenv.workspace_services:
+    path: /home/me/src/shop
+    image: cargohold/dev:shop
+    user: "1000:1000"
+    target_volume: shop-cargo-target
+    cache_volume: shop-cargo-cache
+    state_dir: /home/me/.cache/cargohold/shop/run
+  register: plan
+
+- name: Converge it and wait until every service serves
+  cargohold.devenv.dev_containers:
+    plan: "{{ plan }}"
+
+- name: Tell what every service is doing
+  cargohold.devenv.dev_containers:
+    plan: "{{ plan }}"
+    state: status
+  register: status
+"""
+
+RETURN = r"""
+actions:
+  description: What happened (or would happen) to each planned container, in start order.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{name: shop-api, action: keep, reason: ""}, {name: shop-auth, action: recreate, reason: its definition changed}]
+removed:
+  description: Containers of the project that are no longer planned (orphans), removed.
+  returned: always
+  type: list
+  elements: str
+  sample: [shop-old]
+services:
+  description: One row per service with C(service), C(status) (serving, starting, building, build failed,
+    crashed, exited, stopped, missing), C(address), C(detail), C(ready) and C(failed).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{service: api, status: serving, address: "127.0.0.1:8080", detail: "", ready: true, failed: false}]
+seconds:
+  description: Seconds spent waiting for readiness.
+  returned: always
+  type: float
+  sample: 4.2
+"""
+
+import json
+import os
+import socket
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible_collections.community.docker.plugins.module_utils.common_api import (
+    AnsibleDockerClient, RequestException)
+from ansible_collections.community.docker.plugins.module_utils._api.errors import APIError, DockerException, NotFound
+
+from ansible_collections.cargohold.devenv.plugins.module_utils import _docker as dk
+from ansible_collections.cargohold.devenv.plugins.module_utils._plan import user_words
+
+WORKERS = 4
+POLL = 0.25
+
+
+class StackError(Exception):
+    pass
+
+
+class Stack:
+    def __init__(self, client: AnsibleDockerClient, plan: dict, names: dict):
+        self.client = client
+        self.plan = plan
+        self.names = names
+        self.project = plan["project"]
+        self.services = {s["name"]: s for s in plan["services"]}
+
+    # ---------------------------------------------------------------- engine reads
+    def list(self, all_projects: bool = False) -> list:
+        params = {"all": 1}
+        if not all_projects:
+            params["filters"] = json.dumps({"label": [f"{dk.PROJECT_LABEL}={self.project}"]})
+        return self.client.get_json("/containers/json", params=params)
+
+    def image_id(self):
+        try:
+            return self.client.get_json("/images/{0}/json", self.plan["image"])["Id"]
+        except NotFound:
+            return None
+
+    def network_exists(self) -> bool:
+        return self.client.get_network(self.plan["network"]) is not None
+
+    def logs(self, container: str, lines: int = 30) -> str:
+        try:
+            res = self.client._get(self.client._url("/containers/{0}/logs", container),
+                                   params={"stdout": 1, "stderr": 1, "tail": lines})
+            raw = self.client._result(res, binary=True)
+        except (APIError, RequestException):
+            return ""
+        return demux(raw).decode("utf-8", "replace")
+
+    # ---------------------------------------------------------------- state files
+    def read(self, service: str, name: str) -> str:
+        try:
+            with open(os.path.join(self.plan["state_dir"], service, name), encoding="utf-8",
+                      errors="replace") as handle:
+                return handle.read()
+        except OSError:
+            return ""
+
+    def build_dir(self, service: str) -> str:
+        return "builder" if self.plan.get("builder") else service
+
+    def rows(self, entries: list) -> list:
+        by_name = {n: e for e in entries for n in dk.container_names(e)}
+        rows = []
+        for name in sorted(self.services):
+            service = self.services[name]
+            build_dir = self.build_dir(name)
+            rows.append(dk.service_status(
+                service, by_name.get(service["container"]["name"]),
+                dk.parse_state_line(self.read(name, "run")), dk.parse_state_line(self.read(build_dir, "build")),
+                self.read(build_dir, "build.log")))
+        return rows
+
+    def prepare_state(self, services: list) -> None:
+        """State dirs owned by the container user; stale state of containers about to start is dropped."""
+        uid, gid = (int(x) for x in self.plan["user"].split(":"))
+        for name in ["builder"] + sorted(self.services):
+            path = os.path.join(self.plan["state_dir"], name)
+            os.makedirs(path, mode=0o755, exist_ok=True)
+            if os.geteuid() == 0:
+                os.chown(path, uid, gid)
+            if name in services:
+                for stale in ("run", "build", "build.log"):
+                    try:
+                        os.unlink(os.path.join(path, stale))
+                    except FileNotFoundError:
+                        pass
+
+    # ---------------------------------------------------------------- engine writes
+    def ensure_network(self) -> None:
+        if not self.network_exists():
+            self.client.post_json_to_json("/networks/create", data={
+                "Name": self.plan["network"], "CheckDuplicate": True,
+                "Labels": {dk.PROJECT_LABEL: self.project}})
+
+    def remove(self, container: str) -> None:
+        try:
+            self.client.post_call("/containers/{0}/stop", container, params={"t": 3})
+        except NotFound:
+            return
+        except APIError:
+            pass
+        try:
+            self.client.delete_call("/containers/{0}", container, params={"force": 1})
+        except NotFound:
+            pass
+
+    def create(self, name: str, body: dict) -> None:
+        result = self.client.post_json_to_json("/containers/create", data=body, params={"name": name})
+        self.client.post_call("/containers/{0}/start", result["Id"])
+
+    def apply(self, action: dict, body: dict) -> None:
+        kind = action["action"]
+        if kind == "recreate":
+            self.remove(action["id"])
+        if kind in ("create", "recreate"):
+            self.create(action["name"], body)
+        elif kind == "start":
+            self.client.post_call("/containers/{0}/start", action["id"])
+        elif kind == "restart":
+            self.client.post_call("/containers/{0}/restart", action["id"], params={"t": 3})
+
+
+def demux(raw: bytes) -> bytes:
+    """Docker's multiplexed log stream (8-byte frame headers) to plain bytes."""
+    out, pos = [], 0
+    while pos + 8 <= len(raw) and raw[pos] in (0, 1, 2) and raw[pos + 1:pos + 4] == b"\0\0\0":
+        size = int.from_bytes(raw[pos + 4:pos + 8], "big")
+        out.append(raw[pos + 8:pos + 8 + size])
+        pos += 8 + size
+    return b"".join(out) if out else raw
+
+
+def port_conflicts(planned: list, actions: list, everyone: list, project: str) -> list:
+    """Host ports a container about to start would publish that something else holds."""
+    ours = {n for e in everyone if (e.get("Labels") or {}).get(dk.PROJECT_LABEL) == project
+            for n in dk.container_names(e)}
+    held = dk.held_ports([e for e in everyone if not ours & set(dk.container_names(e))])
+    starting = {a["name"] for a in actions if a["action"] in ("create", "recreate", "start")}
+    problems = []
+    for name, body in planned:
+        if name not in starting:
+            continue
+        for key, bindings in body["HostConfig"]["PortBindings"].items():
+            proto = key.split("/")[1]
+            for binding in bindings:
+                port = int(binding["HostPort"])
+                holder = held.get((port, proto))
+                if holder is None and not bindable(binding["HostIp"], port, proto):
+                    holder = "another process"
+                if holder is not None:
+                    problems.append((name, binding["HostIp"], port, holder))
+    return problems
+
+
+def bindable(ip: str, port: int, proto: str) -> bool:
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
+    with socket.socket(family, kind) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((ip, port))
+        except OSError:
+            return False
+    return True
+
+
+def converge(stack: Stack, module, wait: bool, timeout: int, recreate: list) -> dict:
+    plan = stack.plan
+    planned = [(c["name"], dk.create_body(c)) for c in plan["containers"]]
+    bodies = dict(planned)
+    existing = stack.list()
+    image_id = stack.image_id()
+    if image_id is None and not module.check_mode:
+        raise StackError(f"image: {plan['image']} does not exist; build it first (the dev_image role does)")
+    crashed = {stack.services[r["service"]]["container"]["name"] for r in stack.rows(existing)
+               if r["status"] == "crashed"}
+    force = {stack.services[n]["container"]["name"] for n in recreate if n in stack.services}
+    actions, orphans = dk.decide(planned, existing, image_id, crashed, force)
+    conflicts = port_conflicts(planned, actions, stack.list(all_projects=True), stack.project)
+    if conflicts:
+        lines = [f"{name}: host port {ip}:{port} is held by {holder}" for name, ip, port, holder in conflicts]
+        raise StackError(
+            "ports: " + "; ".join(lines) + ". Nothing was started. Stop what holds the port, or give the service "
+            f"another host port ({stack.names.get('services', 'services')}.<service>.ports, or "
+            f"{stack.names.get('port_base', 'port_base')}).")
+    network_missing = not stack.network_exists()
+    changes = [a for a in actions if a["action"] != "keep"]
+    result = {
+        "changed": bool(changes or orphans or network_missing),
+        "actions": [{k: a[k] for k in ("name", "action", "reason")} for a in actions],
+        "removed": [o["name"] for o in orphans],
+        "diff": {
+            "before": "".join(f"{a['name']}: {'absent' if a['action'] == 'create' else 'present'}\n"
+                              for a in actions) + "".join(f"{o['name']}: present\n" for o in orphans),
+            "after": "".join(f"{a['name']}: {a['action']}{' (' + a['reason'] + ')' if a['reason'] else ''}\n"
+                             for a in actions) + "".join(f"{o['name']}: removed (orphan)\n" for o in orphans),
+        },
+    }
+    if module.check_mode:
+        result["services"] = stack.rows(existing)
+        result["seconds"] = 0.0
+        return result
+
+    by_container = {s["container"]["name"]: n for n, s in stack.services.items()}
+    restarting = {by_container.get(a["name"], "builder") for a in changes}
+    stack.prepare_state(restarting)
+    stack.ensure_network()
+    with ThreadPoolExecutor(WORKERS) as pool:
+        list(pool.map(lambda o: stack.remove(o["id"]), orphans))
+        needs = {}
+        for name, service in stack.services.items():
+            deps = set(service["depends_on"]) | ({service["network_target"]} if service["network_target"] else set())
+            needs[service["container"]["name"]] = {stack.services[d]["container"]["name"] for d in deps}
+        for wave in dk.waves(changes, needs):
+            list(pool.map(lambda a: stack.apply(a, bodies[a["name"]]), wave))
+    started = time.monotonic()
+    result["services"] = wait_ready(stack, timeout) if wait else stack.rows(stack.list())
+    result["seconds"] = round(time.monotonic() - started, 2)
+    return result
+
+
+def wait_ready(stack: Stack, timeout: int) -> list:
+    """Poll every service at once until all are ready; fail at once on a failed build or a dead service."""
+    deadline = time.monotonic() + timeout
+    while True:
+        entries = stack.list()
+        rows = stack.rows(entries)
+        failed = [r for r in rows if r["failed"] or r["status"] in ("stopped", "missing")]
+        if failed:
+            raise StackError(failure_report(stack, failed), rows)
+        if all(r["ready"] for r in rows):
+            return rows
+        if time.monotonic() > deadline:
+            waiting = [f"{r['service']} ({r['status']}{': ' + r['detail'] if r['detail'] else ''})"
+                       for r in rows if not r["ready"]]
+            raise StackError(f"wait_timeout: not ready after {timeout} s: {', '.join(waiting)}. Raise "
+                             f"{stack.names.get('wait_timeout', 'wait_timeout')} if the first build is slow, or "
+                             "set the service's ready check (ready: none, {http: /path} or {log: regex}).", rows)
+        time.sleep(POLL)
+
+
+def failure_report(stack: Stack, failed: list) -> str:
+    parts = []
+    for row in failed:
+        name = row["service"]
+        service = stack.services[name]
+        if row["status"] == "build failed":
+            log = stack.read(stack.build_dir(name), "build.log")
+            body = "\n".join("    " + line for line in dk.first_error(log, 20))
+            parts.append(f"{name}: the build failed; the stack stays up and the next good edit recovers it:\n{body}")
+            continue
+        logs = stack.logs(service["container"]["name"])
+        body = "\n".join("    " + line for line in logs.splitlines()[-20:])
+        hint = ""
+        if row["status"] == "exited":
+            hint = (f" If {name} is a command-line tool rather than a server, set "
+                    f"{stack.names.get('services', 'services')}.{name}.kind: tool.")
+        parts.append(f"{name}: {row['status']} ({row['detail']}).{hint} Last log lines:\n{body}")
+    return "services: " + "\n".join(parts)
+
+
+def absent(stack: Stack, module) -> dict:
+    existing = stack.list()
+    network = stack.network_exists()
+    names = [dk.container_names(e)[0] for e in existing]
+    if not module.check_mode:
+        with ThreadPoolExecutor(WORKERS * 2) as pool:
+            list(pool.map(lambda e: stack.remove(e["Id"]), existing))
+        if network:
+            try:
+                stack.client.delete_call("/networks/{0}", stack.plan["network"])
+            except NotFound:
+                pass
+    return {"changed": bool(existing or network), "removed": names, "actions": [], "services": [],
+            "seconds": 0.0, "diff": {"before": "".join(f"{n}: present\n" for n in names),
+                                     "after": "".join(f"{n}: absent\n" for n in names)}}
+
+
+def main() -> None:
+    client = AnsibleDockerClient(
+        argument_spec=dict(
+            plan=dict(type="dict", required=True),
+            state=dict(type="str", choices=["present", "status", "absent"], default="present"),
+            wait=dict(type="bool", default=True),
+            wait_timeout=dict(type="int", default=900),
+            recreate=dict(type="list", elements="str", default=[]),
+            names=dict(type="dict", default={}),
+        ),
+        supports_check_mode=True,
+        min_docker_api_version="1.41",
+    )
+    module = client.module
+    params = module.params
+    stack = Stack(client, params["plan"], params["names"])
+    try:
+        if params["state"] == "absent":
+            result = absent(stack, module)
+        elif params["state"] == "status":
+            result = {"changed": False, "actions": [], "removed": [], "seconds": 0.0,
+                      "services": stack.rows(stack.list())}
+        else:
+            result = converge(stack, module, params["wait"], params["wait_timeout"], params["recreate"])
+        if not module._diff:
+            result.pop("diff", None)
+        module.exit_json(**result)
+    except StackError as exc:
+        rows = exc.args[1] if len(exc.args) > 1 else []
+        module.fail_json(msg=user_words(str(exc.args[0]), params["names"]), services=rows)
+    except ValueError as exc:
+        module.fail_json(msg=user_words(str(exc), params["names"]))
+    except (DockerException, RequestException) as exc:
+        module.fail_json(msg=f"Docker API error: {exc}", exception=traceback.format_exc())
+
+
+if __name__ == "__main__":
+    main()
