@@ -228,8 +228,8 @@ def decide(planned: t.Sequence[t.Tuple[str, JsonDict]], existing: t.Sequence[Jso
             action, reason = "restart", "its service had crashed"
         else:
             action, reason = "keep", ""
-        if action in ("create", "recreate"):
-            replaced.add(name)
+        if action in ("create", "recreate", "start", "restart"):
+            replaced.add(name)  # a started or restarted container gets a new network namespace too
         actions.append({"name": name, "action": action, "reason": reason,
                         "id": entry.get("Id") if entry else None})
     wanted = {name for name, _body in planned}

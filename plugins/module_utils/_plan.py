@@ -83,7 +83,7 @@ SERVICE_OPTIONS: t.Dict[str, JsonDict] = {
         type=dict(type="str", choices=list(MOUNT_TYPES), default="bind"),
         read_only=dict(type="bool", default=False),
     ), doc="Extra mounts: C(target), C(source) (relative to O(path) unless absolute), C(type), C(read_only)."),
-    "depends_on": dict(type="list", elements="str", doc="Services created, started and ready before this one."),
+    "depends_on": dict(type="list", elements="str", doc="Services created and started before this one."),
     "watch_ignore": dict(type="list", elements="str",
                          doc="Globs (relative to O(path)) whose changes do not rebuild this service, added to "
                              "O(watch_ignore)."),
@@ -162,7 +162,7 @@ assert set(Settings.__dataclass_fields__) == set(SERVICE_OPTIONS)  # pylint: dis
 # Errors in the user's words
 # --------------------------------------------------------------------------
 
-LEAD_RE = re.compile(r"^(?P<option>[a-z_]+)(?P<rest>(?:[.\[][^:\s]*)?):")
+LEAD_RE = re.compile(r"^(?P<option>[a-z_]+)(?P<rest>(?:[.\[][^:\s]*)?(?: \([^)]*\))?):")
 
 
 def user_words(message: str, names: t.Mapping[str, str]) -> str:
@@ -492,8 +492,8 @@ def assign_ports(opts: Options, bind_address: str, settings: t.Dict[str, Setting
     for name in enabled:
         item = settings[name]
         option = f"services.{name}.ports"
-        if item.kind == "tool" or item.network_mode == "host" or (
-                item.network_mode and network_target(item) is None):
+        if item.kind == "tool" or (item.network_mode and item.network_mode != "host"
+                                   and network_target(item) is None):
             ports = [parse_port(p, bind_address, container_ports[name], option) for p in item.ports or []]
         elif item.ports is None:
             option = f"port_base (service '{name}' gets port_base + {index})"
@@ -660,8 +660,14 @@ def render(project_dir: str, roots: t.Sequence[ws.Root], params: t.Mapping[str, 
     enabled = [n for n in names if settings[n].enabled]
     if not enabled:
         raise ValueError("services: every service has enabled: false; leave at least one enabled")
+    owners: t.Dict[str, str] = {}
     for name in names:
         _check_container_name(project, name)
+        other = owners.setdefault(container_name(project, name), name)
+        if other != name:
+            raise ValueError(f"services: '{other}' and '{name}' both give container name "
+                             f"'{container_name(project, name)}'; rename one binary with a [[bin]] section or set "
+                             "project")
     if opts.mode == "shared_builder" and container_name(project, "builder") in {
             container_name(project, n) for n in enabled}:
         raise ValueError(f"services: in mode shared_builder a service named 'builder' clashes with the "
@@ -670,6 +676,12 @@ def render(project_dir: str, roots: t.Sequence[ws.Root], params: t.Mapping[str, 
     order = start_order(settings, enabled)
     container_ports = {n: settings[n].port or opts.container_port for n in enabled}
     ports = assign_ports(opts, bind_address, settings, enabled, container_ports)
+    for name in enabled:
+        # On the host's network a service listens on its host port itself.
+        if settings[name].network_mode == "host" and settings[name].port is None and ports[name]:
+            container_ports[name] = ports[name][0].host
+            ports[name] = [Port(p.ip, p.host, p.host, p.proto) for p in ports[name]]
+    _check_shared_ports(settings, enabled, container_ports)
 
     ctx = _Context(opts, project_dir, [r.rel for r in roots], project, network, dirs, global_env, default_ready)
     by_name = {s.name: s for s in services}
@@ -706,6 +718,27 @@ def render(project_dir: str, roots: t.Sequence[ws.Root], params: t.Mapping[str, 
     }
 
 
+def _check_shared_ports(settings: t.Dict[str, Settings], enabled: t.Sequence[str],
+                        container_ports: t.Dict[str, int]) -> None:
+    """Services in one network namespace (service:X sharing, or the host's) cannot listen on one port."""
+    groups: t.Dict[str, t.List[str]] = {}
+    for name in enabled:
+        if settings[name].kind == "tool":
+            continue
+        target = network_target(settings[name])
+        group = target or ("host" if settings[name].network_mode == "host" else name)
+        groups.setdefault(group, []).append(name)
+    for group, members in groups.items():
+        seen: t.Dict[int, str] = {}
+        for name in sorted(members, key=lambda n: n != group):  # the namespace's owner first
+            other = seen.setdefault(container_ports[name], name)
+            if other != name:
+                raise ValueError(
+                    f"services.{name}.port: {name} and {other} share a network namespace and would both listen "
+                    f"on port {container_ports[name]}; set port (and the service's own listen flag or PORT) to "
+                    "a different one")
+
+
 def _check_container_name(project: str, name: str) -> None:
     container = container_name(project, name)
     if not SERVICE_RE.match(name) or len(container) > MAX_CONTAINER_NAME:
@@ -736,7 +769,8 @@ class _Context:
         source, target, _cache = self.dirs
         option = f"services.{service.name}"
         watch = watch_paths([posixpath.join(source, d) for d in service.local_dirs], source, [service.root])
-        ignore = list(self.opts.watch_ignore) + settings.watch_ignore
+        # cargo-watch matches a relative glob as a suffix anywhere; anchored at the project it means what it says.
+        ignore = [posixpath.join(source, g) for g in list(self.opts.watch_ignore) + settings.watch_ignore]
         if settings.kind == "tool":
             ready = parse_ready("none", f"{option}.ready", None)
         elif settings.ready is not None:
@@ -787,7 +821,7 @@ class _Context:
             container["network_mode"] = settings.network_mode
             container["networks"] = []
             container["sysctls"] = {}
-            published = [p.as_dict() for p in ports]
+            published = [] if settings.network_mode == "host" else [p.as_dict() for p in ports]
         else:
             published = [p.as_dict() for p in ports]
         container["published_ports"] = published
@@ -829,7 +863,7 @@ class _Context:
         for path in paths:
             command += ["-w", path]
         for glob in self.opts.watch_ignore:
-            command += ["-i", glob]
+            command += ["-i", posixpath.join(source, glob)]
         container = self._container(
             name=f"{self.project}-builder", role="builder", service=None,
             command=command + ["-s", shell], env=env, working_dir=source,

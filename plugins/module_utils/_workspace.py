@@ -90,7 +90,7 @@ def _given_root(project: str, rel: t.Any, index: int) -> str:
     option = f"roots[{index}]"
     if not isinstance(rel, str) or not rel.strip():
         raise ValueError(f"{option}: must be a directory relative to path, e.g. 'orders'")
-    norm = posixpath.normpath(rel.strip().rstrip("/"))
+    norm = posixpath.normpath(rel.strip())
     if norm.startswith("/") or _is_outside(norm):
         raise ValueError(f"{option}: '{rel}' must be a directory inside path {project} (relative, no '..'): "
                          "only the project directory is mounted into the containers")

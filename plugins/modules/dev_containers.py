@@ -200,10 +200,11 @@ class Stack:
         for name in sorted(self.services):
             service = self.services[name]
             build_dir = self.build_dir(name)
+            build = dk.parse_state_line(self.read(build_dir, "build"))
+            log = self.read(build_dir, "build.log.partial" if build.get("state") == "building" else "build.log")
             rows.append(dk.service_status(
                 service, by_name.get(service["container"]["name"]),
-                dk.parse_state_line(self.read(name, "run")), dk.parse_state_line(self.read(build_dir, "build")),
-                self.read(build_dir, "build.log")))
+                dk.parse_state_line(self.read(name, "run")), build, log))
         return rows
 
     def prepare_state(self, services: list) -> None:
@@ -268,9 +269,10 @@ def demux(raw: bytes) -> bytes:
 
 def port_conflicts(planned: list, actions: list, everyone: list, project: str) -> list:
     """Host ports a container about to start would publish that something else holds."""
-    ours = {n for e in everyone if (e.get("Labels") or {}).get(dk.PROJECT_LABEL) == project
-            for n in dk.container_names(e)}
-    held = dk.held_ports([e for e in everyone if not ours & set(dk.container_names(e))])
+    mine = [e for e in everyone if (e.get("Labels") or {}).get(dk.PROJECT_LABEL) == project]
+    held = dk.held_ports([e for e in everyone if e not in mine])
+    # Ports our own containers publish are freed when those are recreated; the engine's proxy holds them now.
+    ours = dk.held_ports(mine)
     starting = {a["name"] for a in actions if a["action"] in ("create", "recreate", "start")}
     problems = []
     for name, body in planned:
@@ -281,7 +283,7 @@ def port_conflicts(planned: list, actions: list, everyone: list, project: str) -
             for binding in bindings:
                 port = int(binding["HostPort"])
                 holder = held.get((port, proto))
-                if holder is None and not bindable(binding["HostIp"], port, proto):
+                if holder is None and (port, proto) not in ours and not bindable(binding["HostIp"], port, proto):
                     holder = "another process"
                 if holder is not None:
                     problems.append((name, binding["HostIp"], port, holder))
@@ -361,14 +363,15 @@ def wait_ready(stack: Stack, timeout: int) -> list:
     while True:
         entries = stack.list()
         rows = stack.rows(entries)
-        failed = [r for r in rows if r["failed"] or r["status"] in ("stopped", "missing")]
+        waited = [r for r in rows if r["kind"] != "tool"]
+        failed = [r for r in waited if r["failed"] or r["status"] in ("stopped", "missing")]
         if failed:
             raise StackError(failure_report(stack, failed), rows)
-        if all(r["ready"] for r in rows):
+        if all(r["ready"] for r in waited):
             return rows
         if time.monotonic() > deadline:
             waiting = [f"{r['service']} ({r['status']}{': ' + r['detail'] if r['detail'] else ''})"
-                       for r in rows if not r["ready"]]
+                       for r in waited if not r["ready"]]
             raise StackError(f"wait_timeout: not ready after {timeout} s: {', '.join(waiting)}. Raise "
                              f"{stack.names.get('wait_timeout', 'wait_timeout')} if the first build is slow, or "
                              "set the service's ready check (ready: none, {http: /path} or {log: regex}).", rows)

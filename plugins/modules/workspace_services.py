@@ -64,7 +64,7 @@ options:
   metadata:
     description:
       - Output of C(cargo metadata --format-version 1 --no-deps), collected elsewhere (for example inside a
-        container when the host has no cargo): a dict keyed by root (as in O(roots)), or one document for a
+        container when the host has no cargo) - a dict keyed by root (as in O(roots)), or one document for a
         project with one root. cargo is then not run.
       - Its C(workspace_root) may differ from the root's path (a container path) as long as every member's
         C(Cargo.toml) exists at the same relative place.
@@ -190,7 +190,8 @@ options:
       - C(ports) (list of int or str) - host port mappings replacing the automatic one. Each is an int host port
         (mapped to C(port)), C(HOST:CONTAINER) or C(IP:HOST:CONTAINER) (IPv6 in brackets), optionally with
         C(/tcp) or C(/udp). An empty list publishes nothing. A host port may be used only once.
-      - C(ready) - when the service counts as ready. V(port) (the default) - something listens on C(port) in the
+      - >-
+        C(ready) - when the service counts as ready. V(port) (the default) - something listens on C(port) in the
         container's network namespace, whatever the protocol. C({http: PATH}) - any HTTP answer to PATH (a 404
         counts). C({http: PATH, status: 200}) - that status. C({log: REGEX}) - a line of its output matches.
         V(healthcheck) - the Docker healthcheck in C(docker.healthcheck) reports healthy. V(none) - running is
@@ -202,7 +203,7 @@ options:
         (absolute container path), C(source) (host path, relative to O(path) unless absolute, or volume name;
         none for tmpfs), C(type) (V(bind), V(volume) or V(tmpfs), default V(bind)) and C(read_only) (bool).
         V(/) and the Docker socket are refused as source or target.
-      - C(depends_on) (list of str) - enabled services created, started and ready before this one; cycles are
+      - C(depends_on) (list of str) - enabled services created and started before this one; cycles are
         an error.
       - C(watch_ignore) (list of str) - globs, relative to O(path), whose changes do not rebuild this service,
         added to O(watch_ignore).
@@ -215,10 +216,16 @@ options:
     default: {}
   names:
     description:
-      - The variables the user set, by the option they feed (for example V({services: dev_services_overrides})),
-        so that an error names the variable, not the option.
+      - The variables the user set, by the option they feed (for example C(services) to
+        C(dev_services_overrides)), so that an error names the variable, not the option.
     type: dict
     default: {}
+  roots_only:
+    description:
+      - Only find the Cargo roots (RV(roots)) and return; cargo is not run and nothing else is checked. The
+        C(dev_services) role uses it to read the roots with the dev image's cargo when the host has none.
+    type: bool
+    default: false
   dest:
     description:
       - Also write the plan as JSON (sorted keys, indent 2) to this file on the managed host, atomically,
@@ -417,6 +424,7 @@ dest:
   sample: /srv/src/shop/.cargohold/plan.json
 """
 
+import json
 import os
 import tempfile
 
@@ -457,6 +465,7 @@ ARGUMENT_SPEC = dict(
     # Keyed by service name, so suboptions cannot validate it; pl.SERVICE_OPTIONS does, entry by entry.
     services=dict(type="dict", default={}),
     names=dict(type="dict", default={}),
+    roots_only=dict(type="bool", default=False),
     dest=dict(type="path"),
 )
 
@@ -464,6 +473,11 @@ ARGUMENT_SPEC = dict(
 def load_metadata(module: AnsibleModule, roots: list) -> None:
     """Fill each root's metadata: given (keyed by root, or bare for a single root), else from cargo."""
     given = module.params["metadata"]
+    if isinstance(given, (str, bytes)):
+        try:
+            given = json.loads(given)
+        except ValueError:
+            pass  # parse_metadata names the problem
     if given is not None:
         by_root = given if isinstance(given, dict) and "workspace_root" not in given else {".": given}
         if len(roots) == 1 and len(by_root) == 1:
@@ -544,6 +558,8 @@ def read_text(path: str) -> str:
 def render(module: AnsibleModule) -> dict:
     root = os.path.abspath(module.params["path"])
     roots = ws.inspect_project(root, module.params["roots"])
+    if module.params["roots_only"]:
+        return {"project_dir": root, "roots": [{"path": r.rel, "lockfile": r.has_lockfile} for r in roots]}
     load_metadata(module, roots)
     params = dict(module.params, services=normalize_services(module.params["services"]))
     plan = pl.render(root, roots, params, list(dk.DOCKER_OPTIONS))

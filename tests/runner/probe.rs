@@ -1,6 +1,6 @@
 // A stand-in service for the cargohold-run tests, std only (compiled once per test session with rustc -O).
 //
-//   probe [--delay-ms N] [--exit N] [--listen ADDR:PORT] [--http] [--say TEXT] [--panic-after-ms N]
+//   probe [--delay-ms N] [--exit N | --abort] [--listen ADDR:PORT] [--http] [--say TEXT] [--panic-after-ms N]
 //         [--on-int graceful|ignore] [--ignore-term]
 //
 // Without --on-int and --ignore-term it installs no signal handler at all, like most services: SIGINT then
@@ -34,7 +34,7 @@ fn say(text: &str) {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (mut delay, mut exit, mut listen, mut http) = (0u64, None, None, false);
-    let (mut text, mut panic_after, mut on_int, mut ignore_term) = (None, None, None, false);
+    let (mut text, mut panic_after, mut on_int, mut ignore_term, mut abort) = (None, None, None, false, false);
     let mut i = 0;
     while i < args.len() {
         let value = args.get(i + 1).cloned().unwrap_or_default();
@@ -51,6 +51,10 @@ fn main() {
             }
             "--ignore-term" => {
                 ignore_term = true;
+                i -= 1;
+            }
+            "--abort" => {
+                abort = true;
                 i -= 1;
             }
             other => panic!("unknown argument {other}"),
@@ -74,6 +78,10 @@ fn main() {
     }
     say(&format!("probe {} starting", std::process::id()));
     std::thread::sleep(Duration::from_millis(delay));
+    if abort {
+        say("probe aborting");
+        std::process::abort();
+    }
     if let Some(code) = exit {
         say(&format!("probe exiting with {code}"));
         std::process::exit(code);

@@ -1,4 +1,6 @@
-"""Shared test helpers: hand-written cargo metadata, real workspaces on disk, cargo lookup."""
+"""Shared test helpers: hand-written cargo metadata and Cargo roots, plans, the fixture shapes (molecule/shapes)
+and their dev.yml, real workspaces on disk, cargo lookup.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +10,12 @@ import shutil
 import subprocess
 import typing as t
 from pathlib import Path
+
+import yaml  # PyYAML, from the venv (ansible-core depends on it)
+
+from ansible_collections.cargohold.devenv.plugins.module_utils import _docker as dk
+from ansible_collections.cargohold.devenv.plugins.module_utils import _plan as pl
+from ansible_collections.cargohold.devenv.plugins.module_utils import _workspace as ws
 
 ROOT = "/ws"
 
@@ -155,19 +163,14 @@ def root_path(rel: str, project: str = ROOT) -> str:
 
 
 def cargo_root(rel: str, *packages: dict, lockfile: bool = True, project: str = ROOT,
-               members: t.Optional[t.Sequence[str]] = None) -> t.Any:
+               members: t.Optional[t.Sequence[str]] = None) -> ws.Root:
     """A ws.Root with hand-written metadata; build its packages with package(..., root=root_path(rel))."""
-    from ansible_collections.cargohold.devenv.plugins.module_utils import _workspace as ws
-
     path = root_path(rel, project)
     return ws.Root(rel, path, lockfile, metadata(*packages, root=path, members=members))
 
 
-def plan(cargo_roots: t.Sequence[t.Any], project_dir: str = ROOT, **params: t.Any) -> dict:
+def plan(cargo_roots: t.Sequence[ws.Root], project_dir: str = ROOT, **params: t.Any) -> dict:
     """pl.render as the module calls it (module-only options such as roots are ignored by the plan)."""
-    from ansible_collections.cargohold.devenv.plugins.module_utils import _docker as dk
-    from ansible_collections.cargohold.devenv.plugins.module_utils import _plan as pl
-
     return pl.render(project_dir, list(cargo_roots), dict(PARAMS, **params), list(dk.DOCKER_OPTIONS))
 
 
@@ -222,8 +225,6 @@ SHAPES = {"single": shape_single, "roots": shape_roots, "buildrs": shape_buildrs
 # --------------------------------------------------------------------------
 
 def load_yaml(path: Path) -> t.Any:
-    import yaml  # PyYAML, from the venv (ansible-core depends on it)
-
     with open(path, encoding="utf-8") as handle:
         return yaml.safe_load(handle)
 
@@ -305,7 +306,8 @@ def check_roots(result: dict) -> None:
         # payments reads assets/ relative to its working directory: its own root, where cargo run would start
         assert service["container"]["working_dir"] == f"/workspace/{name}"
         assert service["watch"] == [f"/workspace/{name}"]
-        assert f"--manifest-path /workspace/{name}/Cargo.toml -p {name} --bin {name}" in service["container"]["command"][-2]
+        build = service["container"]["command"][-2]
+        assert f"--manifest-path /workspace/{name}/Cargo.toml -p {name} --bin {name}" in build
         assert service["container"]["networks"] == [{"name": result["network"], "aliases": [name]}]
         assert service["address"] == f"127.0.0.1:{host}"
     assert _env(services["orders"])["PAYMENTS_URL"] == "http://payments:8080"
@@ -326,9 +328,9 @@ def check_buildrs(result: dict) -> None:
     for service in (backend, gateway):
         assert _env(service)["CARGOHOLD_FORWARD"] == "::1"
         # build.rs rewrites generated.rs on every build: ignored, or every build triggers the next
-        assert service["watch_ignore"] == ["crates/proto/src/generated.rs"]
+        assert service["watch_ignore"] == ["/workspace/crates/proto/src/generated.rs"]
         command = service["container"]["command"]
-        assert command[command.index("-i") + 1] == "crates/proto/src/generated.rs"
+        assert command[command.index("-i") + 1] == "/workspace/crates/proto/src/generated.rs"
         assert "/workspace/crates/proto" in service["watch"]
     assert (_env(backend)["PORT"], _env(gateway)["PORT"]) == ("7001", "7000")
 

@@ -245,7 +245,8 @@ HASH_CHANGES = [
     ("alias", {"networks": [{"name": "ws-dev", "aliases": []}]}),
     ("network-mode", {"network_mode": "container:ws-x", "networks": []}),
     ("sysctls", {"sysctls": {}}),
-    ("label", {"labels": {"io.cargohold.project": "ws", "team": "core"}}),
+    ("label-added", {"labels": {"io.cargohold.project": "ws", "io.cargohold.role": "service",
+                                "io.cargohold.service": "api", "team": "core"}}),
     ("stop-signal", {"stop_signal": "SIGTERM"}),
     ("stop-timeout", {"stop_timeout": 10}),
     ("restart-policy", {"restart_policy": "no"}),
@@ -311,7 +312,8 @@ def everything_but(name: str, entry: t.Optional[dict]) -> t.List[dict]:
 # (id, existing containers, image id, unhealthy, force, {container: (action, reason)} for the ones not kept)
 DECIDE_CASES = [
     ("all-missing", [], IMAGE, (), (), {
-        "ws-gateway": ("create", "not there"), "ws-backend": ("create", "not there"), "ws-zeta": ("create", "not there")}),
+        "ws-gateway": ("create", "not there"), "ws-backend": ("create", "not there"),
+        "ws-zeta": ("create", "not there")}),
     ("unchanged", ALL_RUNNING, IMAGE, (), (), {}),
     ("image-unknown-in-check-mode", ALL_RUNNING, None, (), (), {}),
     ("one-missing", everything_but("ws-zeta", None), IMAGE, (), (), {"ws-zeta": ("create", "not there")}),
@@ -367,9 +369,6 @@ def test_decide_orphans() -> None:
     assert orphans == [{"name": "ws-old", "id": "id-old"}, {"name": "id-anon", "id": "id-anon"}]
 
 
-@pytest.mark.xfail(strict=True, reason="restarting (or starting) the container that owns a shared network namespace "
-                                       "gives it a new namespace; decide keeps its running sharer, stranded in the "
-                                       "old one (gateway can no longer reach backend on [::1])")
 def test_decide_sharer_follows_a_restarted_namespace() -> None:
     actions, _orphans = dk.decide(PLANNED, ALL_RUNNING, IMAGE, unhealthy=("ws-gateway",))
     decided = {a["name"]: a["action"] for a in actions}
@@ -392,7 +391,8 @@ WAVES_CASES = [
     ("chain", ["a", "b", "c"], {"b": {"a"}, "c": {"b"}}, [["a"], ["b"], ["c"]]),
     ("fan-in", ["a", "b", "c", "d"], {"c": {"a", "b"}}, [["a", "b", "d"], ["c"]]),
     ("need-not-changing", ["b", "c"], {"b": {"a"}, "c": {"b"}}, [["b"], ["c"]]),
-    ("mixed-depths", ["gw", "be", "zeta", "api"], {"be": {"gw"}, "api": {"be", "zeta"}}, [["gw", "zeta"], ["be"], ["api"]]),
+    ("mixed-depths", ["gw", "be", "zeta", "api"], {"be": {"gw"}, "api": {"be", "zeta"}},
+     [["gw", "zeta"], ["be"], ["api"]]),
     ("empty", [], {"a": {"b"}}, []),
 ]
 
@@ -484,7 +484,8 @@ FIRST_ERROR_CASES = [
 ]
 
 
-@pytest.mark.parametrize("log, lines, expected", [c[1:] for c in FIRST_ERROR_CASES], ids=[c[0] for c in FIRST_ERROR_CASES])
+@pytest.mark.parametrize("log, lines, expected", [c[1:] for c in FIRST_ERROR_CASES],
+                         ids=[c[0] for c in FIRST_ERROR_CASES])
 def test_first_error(log: str, lines: int, expected: t.List[str]) -> None:
     assert dk.first_error(log, lines) == expected
 
@@ -550,8 +551,10 @@ STATUS_CASES = [
      dict(status="stopped", ready=False, failed=False, detail="")),
     ("healthy", _service(ready="healthcheck"), {"State": "running", "Status": "Up 1 minute (healthy)"},
      "ready since=1 ready=1", "ok 1", "", dict(status="serving", ready=True, failed=False, detail="healthy")),
-    ("health-starting", _service(ready="healthcheck"), {"State": "running", "Status": "Up 3 seconds (health: starting)"},
-     "ready since=1 ready=1", "ok 1", "", dict(status="starting", ready=False, failed=False, detail="health: starting")),
+    ("health-starting", _service(ready="healthcheck"),
+     {"State": "running", "Status": "Up 3 seconds (health: starting)"},
+     "ready since=1 ready=1", "ok 1", "",
+     dict(status="starting", ready=False, failed=False, detail="health: starting")),
     ("unhealthy", _service(ready="healthcheck"), {"State": "running", "Status": "Up 1 minute (unhealthy)"},
      "ready since=1 ready=1", "ok 1", "", dict(status="starting", ready=False, failed=False, detail="unhealthy")),
     ("healthcheck-no-status-yet", _service(ready="healthcheck"), {"State": "running"}, "", "", "",
