@@ -485,11 +485,13 @@ def parse_port(value: t.Any, bind_address: str, container_port: int, option: str
 
 def assign_ports(opts: Options, bind_address: str, settings: t.Dict[str, Settings],
                  enabled: t.Sequence[str], container_ports: t.Dict[str, int]) -> t.Dict[str, t.List[Port]]:
-    """Host ports per enabled service: explicit ones, else port_base + index (tools and host mode get none)."""
+    """Host ports per enabled service: explicit ones, else port_base + its index among the enabled services.
+
+    Every enabled service owns its slot, used or not, so that one service's settings never move another's port.
+    """
     result: t.Dict[str, t.List[Port]] = {}
     owner: t.Dict[t.Tuple[int, str], str] = {}
-    index = 0
-    for name in enabled:
+    for index, name in enumerate(enabled):
         item = settings[name]
         option = f"services.{name}.ports"
         if item.kind == "tool" or (item.network_mode and item.network_mode != "host"
@@ -498,7 +500,6 @@ def assign_ports(opts: Options, bind_address: str, settings: t.Dict[str, Setting
         elif item.ports is None:
             option = f"port_base (service '{name}' gets port_base + {index})"
             ports = [Port(bind_address, _check_port(opts.port_base + index, option), container_ports[name])]
-            index += 1
         else:
             ports = [parse_port(p, bind_address, container_ports[name], option) for p in item.ports]
         for port in ports:

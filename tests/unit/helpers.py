@@ -284,8 +284,8 @@ def check_single(result: dict) -> None:
     assert kvctl["container"]["published_ports"] == []
     assert _env(kvctl)["CARGOHOLD_KIND"] == "tool" and _env(kvctl)["CARGOHOLD_READY"] == "none"
     # kvd: listens on 127.0.0.1:7070 in its container, which forwards the port; published on port_base
-    assert (kvd["kind"], kvd["port"], kvd["address"]) == ("service", 7070, "127.0.0.1:18310")
-    assert kvd["container"]["published_ports"] == [_port("127.0.0.1", 18310, 7070)]
+    assert (kvd["kind"], kvd["port"], kvd["address"]) == ("service", 7070, "127.0.0.1:18311")
+    assert kvd["container"]["published_ports"] == [_port("127.0.0.1", 18311, 7070)]
     assert _env(kvd)["CARGOHOLD_FORWARD"] == "127.0.0.1"
     assert _env(kvd)["CARGOHOLD_READY_PORT"] == "7070" and _env(kvd)["PORT"] == "7070"
     assert kvd["container"]["command"][-3:] == ["--", "--port", "7070"]

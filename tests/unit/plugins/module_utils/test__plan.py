@@ -87,7 +87,7 @@ ERROR_CASES = [
      ["services.billing.ports", "8080", "'api'"]),
     # services with their own ports take no port_base slot: auth gets 8080, billing 8081, taken by api
     ("port-auto-vs-explicit", dict(services={"api": {"ports": [8081]}}),
-     ["port_base (service 'billing' gets port_base + 1)", "8081", "'api'"]),
+     ["port_base (service 'auth' gets port_base + 1)", "8081", "'api'"]),
     ("port-bad-format", dict(services={"api": {"ports": ["http"]}}), ["services.api.ports", "'http'"]),
     ("port-bad-ip", dict(services={"api": {"ports": ["[::g]:9000:8080"]}}), ["services.api.ports", "[::g]"]),
     ("bind-address-not-ip", dict(bind_address="localhost"), ["bind_address:", "'localhost'", "not an IP address"]),
@@ -548,27 +548,27 @@ PORT_CASES = [
                       "billing": ["127.0.0.1:8082:8080"]}),
     ("base-and-bind", {"port_base": 9000, "bind_address": "0.0.0.0", "container_port": 3000}, {},
      {"api": ["0.0.0.0:9000:3000"], "auth": ["0.0.0.0:9001:3000"], "billing": ["0.0.0.0:9002:3000"]}),
-    # a service with its own ports takes no port_base slot
-    ("override-takes-no-slot", {}, {"auth": {"ports": [9999, "9998:81", "10.0.0.1:9997:82/udp"]}},
+    # every enabled service keeps its port_base slot, so one service's ports never move another's
+    ("override-keeps-the-slot", {}, {"auth": {"ports": [9999, "9998:81", "10.0.0.1:9997:82/udp"]}},
      {"api": ["127.0.0.1:8080:8080"], "auth": ["127.0.0.1:9999:8080", "127.0.0.1:9998:81", "10.0.0.1:9997:82/udp"],
-      "billing": ["127.0.0.1:8081:8080"]}),
+      "billing": ["127.0.0.1:8082:8080"]}),
     ("disabled-not-counted", {}, {"api": {"enabled": False}},
      {"auth": ["127.0.0.1:8080:8080"], "billing": ["127.0.0.1:8081:8080"]}),
     ("empty-publishes-nothing", {}, {"billing": {"ports": []}},
      {"api": ["127.0.0.1:8080:8080"], "auth": ["127.0.0.1:8081:8080"], "billing": []}),
     ("same-port-other-protocol", {}, {"auth": {"ports": ["8080:8080/udp"]}},
-     {"api": ["127.0.0.1:8080:8080"], "auth": ["127.0.0.1:8080:8080/udp"], "billing": ["127.0.0.1:8081:8080"]}),
+     {"api": ["127.0.0.1:8080:8080"], "auth": ["127.0.0.1:8080:8080/udp"], "billing": ["127.0.0.1:8082:8080"]}),
     ("service-port-is-container-side", {}, {"auth": {"port": 7070}},
      {"api": ["127.0.0.1:8080:8080"], "auth": ["127.0.0.1:8081:7070"], "billing": ["127.0.0.1:8082:8080"]}),
     ("service-port-with-int-mapping", {}, {"auth": {"port": 7070, "ports": [9000, "9001:81"]}},
      {"api": ["127.0.0.1:8080:8080"], "auth": ["127.0.0.1:9000:7070", "127.0.0.1:9001:81"],
-      "billing": ["127.0.0.1:8081:8080"]}),
+      "billing": ["127.0.0.1:8082:8080"]}),
     ("tool-takes-no-port", {}, {"api": {"kind": "tool"}},
-     {"api": [], "auth": ["127.0.0.1:8080:8080"], "billing": ["127.0.0.1:8081:8080"]}),
+     {"api": [], "auth": ["127.0.0.1:8081:8080"], "billing": ["127.0.0.1:8082:8080"]}),
     ("ipv6-bind", {"bind_address": "::1"}, {}, {"api": ["::1:8080:8080"], "auth": ["::1:8081:8080"],
                                                 "billing": ["::1:8082:8080"]}),
     ("ipv6-bind-bracketed", {"bind_address": "[::1]"}, {"api": {"ports": ["[::]:9000:8080"]}},
-     {"api": [":::9000:8080"], "auth": ["::1:8080:8080"], "billing": ["::1:8081:8080"]}),
+     {"api": [":::9000:8080"], "auth": ["::1:8081:8080"], "billing": ["::1:8082:8080"]}),
 ]
 
 
