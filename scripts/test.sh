@@ -6,7 +6,7 @@ set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root" || exit 1
 export PATH="$root/.venv/bin:$PATH"
-scenarios=${MOLECULE_SCENARIOS:-default shared_builder docker release}
+scenarios=${MOLECULE_SCENARIOS:-default shared_builder shapes faults docker release}
 skip=" ${CARGOHOLD_SKIP:-} "
 passed=0 failed=0 failures=()
 
@@ -24,6 +24,8 @@ check() {
 
 check lint ansible-lint --profile production
 check unit env PYTEST="$root/.venv/bin/pytest" scripts/unit.sh -q
+# The in-container supervisor against real processes on this host (no Docker needed).
+check runner "$root/.venv/bin/pytest" -q -p no:cacheprovider tests/runner
 check sanity env ANSIBLE_TEST="$root/.venv/bin/ansible-test" scripts/sanity.sh
 for scenario in $scenarios; do
     [[ -d molecule/$scenario ]] || { echo "== molecule-$scenario: no such scenario"; failed=$((failed + 1)); continue; }

@@ -395,7 +395,7 @@ def failure_report(stack: Stack, failed: list) -> str:
             hint = (f" If {name} is a command-line tool rather than a server, set "
                     f"{stack.names.get('services', 'services')}.{name}.kind: tool.")
         parts.append(f"{name}: {row['status']} ({row['detail']}).{hint} Last log lines:\n{body}")
-    return "services: " + "\n".join(parts)
+    return "Not every service came up:\n" + "\n".join(parts)
 
 
 def absent(stack: Stack, module) -> dict:

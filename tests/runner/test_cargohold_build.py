@@ -7,12 +7,11 @@ import os
 import re
 import subprocess
 import time
-import typing as t
 from pathlib import Path
 
 import pytest
 
-from conftest import BUILD
+from runner_support import BUILD
 
 # The fake cargo records what the build state looked like while it ran, prints to both streams, takes a while.
 FAKE_CARGO = """#!/usr/bin/env bash

@@ -8,14 +8,15 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import typing as t
 from pathlib import Path
 
 import pytest
 
-from conftest import (RUN, Supervisor, free_port, process_state, running, session_pids, signal_mask,
-                      wait_until)
+from runner_support import (RUN, Supervisor, free_port, install_file, parse_run, process_state, running, session_pids,
+                      signal_mask, wait_until)
 
 SIGINT_BIT = 1 << (signal.SIGINT - 1)
 
@@ -37,7 +38,8 @@ def refused(host: str, port: int) -> bool:
     return False
 
 
-def states_seen(supervisor: Supervisor, until: t.Callable[[dict], bool], timeout: float) -> t.List[t.Tuple[float, dict]]:
+def states_seen(supervisor: Supervisor, until: t.Callable[[dict], bool],
+                timeout: float) -> t.List[t.Tuple[float, dict]]:
     """Every distinct state line seen (with the time it was first seen) until one satisfies until."""
     seen: t.List[t.Tuple[float, dict]] = []
     deadline = time.monotonic() + timeout
@@ -51,11 +53,42 @@ def states_seen(supervisor: Supervisor, until: t.Callable[[dict], bool], timeout
     raise AssertionError(f"timed out; seen: {[s for _, s in seen]}\n{supervisor.output()}")
 
 
+@pytest.fixture(scope="module")
+def ten_seconds_up(tmp_path_factory: pytest.TempPathFactory, probe: Path) -> t.Iterator[t.Tuple[Supervisor, list]]:
+    """A service that crashes twice, then runs for 10.6 s and panics: started with the module, so that its 12 s
+    run alongside the other tests; test_ten_seconds_of_uptime_reset_the_backoff (the last one) looks at it."""
+    sup = Supervisor(tmp_path_factory.mktemp("uptime"), probe, "flaky")
+    counter = sup.dir / "count"
+    install_file(sup.bin, text=(
+        "#!/bin/sh\n"
+        f"n=$(($(cat '{counter}' 2>/dev/null || echo 0) + 1)); echo $n > '{counter}'\n"
+        "[ $n -le 2 ] && exit 5\n"
+        f"exec '{probe}' --panic-after-ms 10600\n"))
+    sup.start()
+    history: list = []
+    done = threading.Event()
+
+    def record() -> None:
+        while not done.wait(0.02):
+            current = sup.state()
+            if current and (not history or history[-1] != current):
+                history.append(current)
+
+    recorder = threading.Thread(target=record, daemon=True)
+    recorder.start()
+    yield sup, history
+    done.set()
+    recorder.join()
+    sup.cleanup()
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Readiness
 # --------------------------------------------------------------------------------------------------------------
 
-def test_port_waiting_then_starting_then_ready(supervisors: t.Callable[..., Supervisor]) -> None:
+def test_port_waiting_then_starting_then_ready(supervisors: t.Callable[..., Supervisor],
+                                               ten_seconds_up: t.Tuple[Supervisor, list]) -> None:
+    assert ten_seconds_up  # started here, looked at in the last test
     port, other = free_port(), free_port()
     sup = supervisors("kvd").start(ready="port", ready_port=str(port))
     # The same service, but readiness is asked on a port it never listens on.
@@ -64,7 +97,7 @@ def test_port_waiting_then_starting_then_ready(supervisors: t.Callable[..., Supe
     time.sleep(0.25)
     assert sup.state() == waiting, "nothing to run yet: still waiting"
     assert f"waiting for kvd to be built ({sup.bin})" in sup.output()
-    first_inode = (sup.state_dir / "run").stat().st_ino
+    old_run = open(sup.state_dir / "run", encoding="utf-8")  # pylint: disable=consider-using-with
 
     sup.install("--delay-ms", "400", "--listen", f"127.0.0.1:{port}")
     elsewhere.install("--listen", f"127.0.0.1:{free_port()}")
@@ -75,8 +108,9 @@ def test_port_waiting_then_starting_then_ready(supervisors: t.Callable[..., Supe
     assert connect_and_read("127.0.0.1", port) == f"probe {starting['pid']}\n", "the pid is the service's own"
     sup.wait_output(f"cargohold-run: kvd ready (port {port})\n")
     assert ready["since"] >= waiting["since"]
-    # Atomic writes: each new state is a new file renamed over the old one.
-    assert (sup.state_dir / "run").stat().st_ino != first_inode
+    # Atomic writes: each new state is a new file renamed over the old one, which is never rewritten in place.
+    with old_run:
+        assert parse_run(old_run.read()) == waiting
     assert not (sup.state_dir / "run.tmp").exists()
 
     assert elsewhere.state()["state"] == "starting", "a listener on another port is not readiness"
@@ -235,10 +269,13 @@ def test_clean_exit_and_tools_are_not_restarted(supervisors: t.Callable[..., Sup
 
     clean.install("--exit", "0")
     tool.install("--exit", "3")
-    wait_until(lambda: clean.output().count(" starting\n") == 2, 2, "the rebuilt oneshot to run")
-    wait_until(lambda: tool.output().count(" starting\n") == 2, 2, "the rebuilt tool to run")
-    clean.wait_state("exited", code=0)
-    tool.wait_state("exited", code=3)
+    wait_until(lambda: clean.output().count("oneshot exited with status 0;") == 2, 2, "the rebuilt oneshot to run")
+    wait_until(lambda: tool.output().count("tool exited with status 3;") == 2, 2, "the rebuilt tool to run")
+    assert clean.output().count(" starting\n") == 2 and tool.output().count(" starting\n") == 2
+    assert clean.state()["state"] == "exited" and tool.state()["state"] == "exited"
+    clean.signal(signal.SIGTERM)
+    assert clean.state() == {**clean.state(), "state": "stopped", "pid": None, "code": 0}
+    assert clean.output().endswith("cargohold-run: stopped (oneshot was not running)\n")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -258,13 +295,14 @@ def test_stop_of_a_service_without_signal_handler_is_fast(supervisors: t.Callabl
 
     start = time.monotonic()
     sup.proc.send_signal(sig)
-    wait_until(lambda: not running(pid), 2, "the service to die", step=0.0005)
+    wait_until(lambda: not running(pid), 2, "the service to die", step=0.0002)
     service_gone = time.monotonic() - start
-    sup.proc.wait(2)
+    wait_until(lambda: not running(sup.pid), 2, "cargohold-run to exit", step=0.0002)
     supervisor_gone = time.monotonic() - start
+    sup.proc.wait(2)
     print(f"stop latency ({signal.Signals(sig).name}): service gone after {service_gone * 1000:.1f} ms, "
           f"cargohold-run exited after {supervisor_gone * 1000:.1f} ms")
-    assert service_gone < 0.1
+    assert service_gone < 0.05
     assert supervisor_gone < 0.5
     assert sup.proc.returncode == 0
     assert sup.state() == {**sup.state(), "state": "stopped", "pid": None, "code": 130, "ready": 1}
@@ -283,8 +321,9 @@ def test_stop_lets_a_handler_shut_down_cleanly(supervisors: t.Callable[..., Supe
     # helpers (the tee of output.log) must outlive the service's last words.
     start = time.monotonic()
     os.killpg(sup.pid, signal.SIGINT)
-    sup.proc.wait(5)
+    wait_until(lambda: not running(sup.pid), 5, "cargohold-run to exit", step=0.0002)
     seconds = time.monotonic() - start
+    sup.proc.wait(5)
     print(f"stop latency with a SIGINT handler (100 ms of cleanup): {seconds * 1000:.1f} ms")
     assert 0.1 <= seconds < 0.6
     assert sup.state()["state"] == "stopped" and sup.state()["code"] == 0
@@ -361,9 +400,11 @@ def test_watcher_builds_and_is_stopped_with_its_group(supervisors: t.Callable[..
     sup.bin.parent.mkdir(parents=True)
     seen = tmp_path / "seen"
     pids = tmp_path / "watcher-pids"
-    # It ignores SIGTERM (after its build), so that the SIGKILL to its group is needed.
+    # After its build it notes SIGTERM and lives on, and so does its child: the SIGKILL to its group is needed.
+    terms = tmp_path / "terms"
     script = (f"cat \"$CARGOHOLD_BUILD_STATE/build\" > '{seen}'; sleep 0.3; cargohold-build build -p api --bin api; "
-              f"trap '' TERM; sleep 300 & echo $$ $! > '{pids}'; wait")
+              f"trap 'echo TERM >> {terms}' TERM; sh -c \"trap '' TERM; exec sleep 300\" & echo $$ $! > '{pids}'; "
+              "while :; do sleep 0.05; done")
     before = int(time.time())
     sup.start(watcher=["bash", "-c", script], path_prefix=[fake], own_build="1", ready="log", ready_log="^up$")
     sup.wait_state("waiting")
@@ -379,6 +420,7 @@ def test_watcher_builds_and_is_stopped_with_its_group(supervisors: t.Callable[..
 
     seconds = sup.signal(signal.SIGINT)
     assert seconds < 0.8
+    assert terms.read_text(encoding="utf-8").startswith("TERM\n"), "the watcher was asked first"
     assert not running(watcher_pid) and not running(sleeper_pid), "the watcher's whole group is gone"
     assert session_pids(sup.pid) == []
 
@@ -416,7 +458,8 @@ def test_forward_reaches_a_loopback_only_service(supervisors: t.Callable[..., Su
     for name, loopback in cases:
         port = free_port(loopback)
         sup = supervisors(name)
-        sup.install("--delay-ms", "500", "--listen", f"[{loopback}]:{port}" if ":" in loopback else f"{loopback}:{port}")
+        listen = f"[{loopback}]:{port}" if ":" in loopback else f"{loopback}:{port}"
+        sup.install("--delay-ms", "500", "--listen", listen)
         sup.start(ready="port", ready_port=str(port), forward=loopback)
         started.append((sup, port, loopback))
     for sup, port, loopback in started:
@@ -445,11 +488,21 @@ def test_idle_polling_forks_nothing(supervisors: t.Callable[..., Supervisor], tm
     exited = supervisors("exited")
     exited.install("--exit", "0")
     exited.start()
+    # Never ready: checks /proc/net/tcp at every tick, and (http) talks to a server that does not speak HTTP.
+    port_check = supervisors("port_check")
+    port_check.install()
+    port_check.start(ready="port", ready_port=str(free_port()))
+    http_port = free_port()
+    http_check = supervisors("http_check")
+    http_check.install("--listen", f"127.0.0.1:{http_port}")
+    http_check.start(ready="http", ready_port=str(http_port))
     waiting.wait_state("waiting")
     ready.wait_state("ready")
     exited.wait_state("exited")
+    port_check.wait_state("starting")
+    http_check.wait_state("starting")
     traces = []
-    for sup in (waiting, ready, exited):
+    for sup in (waiting, ready, exited, port_check, http_check):
         trace = tmp_path / f"{sup.dir.name}.strace"
         tracer = subprocess.Popen(  # pylint: disable=consider-using-with
             ["strace", "-qq", "-e", "trace=clone,clone3,fork,vfork,execve", "-o", str(trace), "-p", str(sup.pid)],
@@ -464,6 +517,7 @@ def test_idle_polling_forks_nothing(supervisors: t.Callable[..., Supervisor], tm
         calls = [line for line in trace.read_text(encoding="utf-8").splitlines() if "(" in line]
         assert calls == [], f"{sup.dir.name}: the idle loop forked: {calls}"
         assert sup.proc.poll() is None
+    assert http_check.state()["state"] == "starting" and port_check.state()["state"] == "starting"
     # And the same check fails when something does fork: a rebuild restarts the service.
     trace = tmp_path / "rebuild.strace"
     tracer = subprocess.Popen(  # pylint: disable=consider-using-with
@@ -488,8 +542,18 @@ def test_idle_polling_forks_nothing(supervisors: t.Callable[..., Supervisor], tm
     (["--"], {"CARGOHOLD_STATE": ""}, "CARGOHOLD_STATE must name"),
 ])
 def test_bad_input_is_refused(tmp_path: Path, argv: t.List[str], env: t.Dict[str, str], message: str) -> None:
-    full_env = {"PATH": os.environ["PATH"], "CARGOHOLD_BIN": str(tmp_path / "kvd"), "CARGOHOLD_STATE": str(tmp_path / "s"),
-                "CARGOHOLD_BUILD_STATE": str(tmp_path / "b"), "CARGOHOLD_READY": "none", **env}
+    full_env = {"PATH": os.environ["PATH"], "CARGOHOLD_BIN": str(tmp_path / "kvd"),
+                "CARGOHOLD_STATE": str(tmp_path / "s"), "CARGOHOLD_BUILD_STATE": str(tmp_path / "b"),
+                "CARGOHOLD_READY": "none", **env}
     result = subprocess.run([str(RUN), *argv], env=full_env, capture_output=True, text=True, timeout=5, check=False)
     assert result.returncode == 2
     assert message in result.stderr
+
+
+def test_ten_seconds_of_uptime_reset_the_backoff(ten_seconds_up: t.Tuple[Supervisor, list]) -> None:
+    sup, history = ten_seconds_up
+    out = sup.wait_output("flaky exited with status 101; restart 1 in 0.5 s\n", timeout=16)
+    assert "flaky exited with status 5; restart 2 in 1 s\n" in out
+    assert "restart 3" not in out, "the crash after 10 s of uptime starts the backoff over"
+    third = next(s for s in history if s["state"] == "ready" and s["restarts"] == 2)
+    assert {**third, "restarts": 0} in history, "the counter went back to 0 while it ran"
