@@ -98,6 +98,12 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/cargohold-sanity.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 coll="$work/ansible_collections/$namespace/$name"
 copy_collection "$coll"
+# Collections this one depends on must sit beside it for the import and doc tests (community.docker).
+deps_root="$("$at_python" -c 'import ansible_collections.community.docker as m, os; print(os.path.dirname(os.path.dirname(list(m.__path__)[0])))' 2>/dev/null || true)"
+if [ -n "$deps_root" ] && [ -d "$deps_root/community/docker" ]; then
+    mkdir -p "$work/ansible_collections/community"
+    cp -r "$deps_root/community/docker" "$work/ansible_collections/community/docker"
+fi
 
 if compgen -G "$coll/changelogs/fragments/*.y*ml" >/dev/null && [ ! -f "$coll/changelogs/config.yaml" ]; then
     echo "sanity.sh: changelog fragments exist but changelogs/config.yaml does not; the changelog" \

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import http.client
 import json
 import os
@@ -78,6 +79,27 @@ def loadavg() -> t.List[float]:
 
 def fmt_load(sample: t.Mapping[str, t.Any]) -> str:
     return f"{sample['load_before'][0]:.2f}>{sample['load_after'][0]:.2f}"
+
+
+def collection_state() -> t.Dict[str, t.Any]:
+    """What is being measured: HEAD, the uncommitted changes and a hash of roles/, plugins/ and playbooks/ (other
+    sessions may edit the checkout while the bench runs; a changed hash between start and end is reported)."""
+    digest = hashlib.sha256()
+    for top in ("roles", "plugins", "playbooks"):
+        for root, dirs, files in os.walk(os.path.join(REPO, top)):
+            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+            for name in sorted(files):
+                path = os.path.join(root, name)
+                digest.update(os.path.relpath(path, REPO).encode())
+                with open(path, "rb") as handle:
+                    digest.update(handle.read())
+
+    def git(*argv: str) -> str:
+        return subprocess.run(["git", "-C", REPO, *argv], capture_output=True, text=True, check=False).stdout.strip()
+
+    return {"head": git("rev-parse", "--short", "HEAD"), "time": time.strftime("%H:%M:%S"),
+            "uncommitted": git("status", "--short", "--", "roles", "plugins", "playbooks").splitlines(),
+            "hash": digest.hexdigest()[:16]}
 
 
 # --------------------------------------------------------------------------
@@ -371,8 +393,9 @@ def render_compose(client: docker.DockerClient, project: str, cproject: str, por
                 env[key] = dollar(value)
         image_labels = image.get("Labels") or {}
         labels = {k: dollar(v) for k, v in (cfg.get("Labels") or {}).items() if image_labels.get(k) != v}
-        if "io.cargohold.project" in labels:
-            labels["io.cargohold.project"] = cproject  # never listed as the cargohold project's container
+        if "io.cargohold.project" in (cfg.get("Labels") or {}):
+            # also over the image's label: never listed (or removed as an orphan) as the cargohold project's
+            labels["io.cargohold.project"] = cproject
         entry: t.Dict[str, t.Any] = {
             "container_name": f"{cproject}-{svc}",
             "image": cfg["Image"],
@@ -889,7 +912,8 @@ def main() -> int:
         "host": {"nproc": os.cpu_count(), "loadavg_start": loadavg(), "docker": client.version().get("Version"),
                  "compose": version([COMPOSE, "version", "--short"]),
                  "ansible": version([os.path.join(VENV_BIN, "ansible"), "--version"]),
-                 "git": version(["git", "-C", REPO, "describe", "--always", "--dirty"])},
+                 },
+        "collection": [collection_state()],
         "floor": [],
         "n": {str(s.n): s.result for s in stacks},
         "profile": None,
@@ -914,6 +938,8 @@ def main() -> int:
             results["floor"].append(s)
             log(f"floor: empty play with fact gathering {s['s']:.2f} s (load {fmt_load(s)})")
         for stack in stacks:
+            if stack is not stacks[0]:
+                results["collection"].append(collection_state())
             stack.prepare()
             stack.cold()
             save()
@@ -949,6 +975,7 @@ def main() -> int:
         finally:
             signal.signal(signal.SIGINT, previous)
         results["runtime_s"] = time.monotonic() - t_start
+        results["collection"].append(collection_state())
         save()
 
     floor = results["floor"]
@@ -959,6 +986,12 @@ def main() -> int:
     if floor:
         print(f"floor: ansible-playbook of an empty play with fact gathering: median {median(floor):.2f} s "
               f"(load {loads(floor)})")
+    states = results["collection"]
+    print(f"collection measured: HEAD {states[0]['head']}, roles/plugins/playbooks hash {states[0]['hash']}, "
+          f"uncommitted there: {', '.join(states[0]['uncommitted']) or 'none'}")
+    if len({st["hash"] for st in states}) > 1:
+        print("WARNING: the collection changed during the run: "
+              + "; ".join(f"{st['time']} HEAD {st['head']} hash {st['hash']}" for st in states))
     for stack in stacks:
         if stack.result["cargohold"]["converge"] or stack.result["compose"]["converge"]:
             print()

@@ -47,8 +47,8 @@ def _duration_ns(value: t.Any) -> int:
 def _ulimits(value: t.List[str]) -> t.List[JsonDict]:
     result = []
     for item in value:
-        name, _, limits = str(item).partition(":")
-        soft, _, hard = limits.partition(":")
+        name, _sep, limits = str(item).partition(":")
+        soft, _sep, hard = limits.partition(":")
         if not name or not soft.lstrip("-").isdigit():
             raise ValueError(f"'{item}' is not NAME:SOFT[:HARD], e.g. nofile:65536:65536")
         result.append({"Name": name, "Soft": int(soft), "Hard": int(hard or soft)})

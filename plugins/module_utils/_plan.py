@@ -155,7 +155,8 @@ class Settings:
     docker: JsonDict = field(default_factory=dict)
 
 
-assert set(Settings.__dataclass_fields__) == set(SERVICE_OPTIONS)  # pylint: disable=no-member
+if set(Settings.__dataclass_fields__) != set(SERVICE_OPTIONS):  # pylint: disable=no-member
+    raise ImportError("_plan: Settings and SERVICE_OPTIONS must name the same settings")
 
 
 # --------------------------------------------------------------------------
@@ -915,5 +916,11 @@ class _Context:
 
 
 def to_json(result: JsonDict) -> str:
-    """The text written to ``dest``: stable so unchanged input means unchanged file."""
-    return json.dumps(result, sort_keys=True, indent=2) + "\n"
+    """The text written to ``dest``: stable so unchanged input means unchanged file.
+
+    Whether a root still lacks its Cargo.lock is left out: the role generates it before anything starts, so it
+    describes this run, not the stack, and would make the second run differ from the first.
+    """
+    recorded = dict(result, roots=[{"path": r["path"]} for r in result.get("roots", [])])
+    recorded.pop("lockfiles_missing", None)
+    return json.dumps(recorded, sort_keys=True, indent=2) + "\n"

@@ -121,7 +121,7 @@ def find_roots(project: str) -> t.List[str]:
 
 def _dirs_at_depth(project: str, depth: int) -> t.List[str]:
     level = ["."]
-    for _ in range(depth):
+    for _level in range(depth):
         following = []
         for rel in level:
             try:
@@ -287,7 +287,8 @@ def discover_services(roots: t.Sequence[Root]) -> t.List[Service]:
 
 def _root_services(root: Root) -> t.List[Service]:
     metadata = root.metadata
-    assert metadata is not None, "metadata must be loaded first"
+    if metadata is None:
+        raise ValueError(f"metadata: none loaded for Cargo root '{root.rel}'")
     meta_root = metadata["workspace_root"]
     packages = _packages_by_id(metadata)
     services: t.Dict[str, Service] = {}

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from runner_support import (RUN, Supervisor, free_port, install_file, parse_run, process_state, running, session_pids,
-                      signal_mask, wait_until)
+from runner_support import (RUN, Supervisor, free_port, install_file, parse_run, process_state, running,
+                            session_pids, signal_mask, wait_until)
 
 SIGINT_BIT = 1 << (signal.SIGINT - 1)
 
@@ -50,7 +50,7 @@ def states_seen(supervisor: Supervisor, until: t.Callable[[dict], bool],
             if until(current):
                 return seen
         time.sleep(0.005)
-    raise AssertionError(f"timed out; seen: {[s for _, s in seen]}\n{supervisor.output()}")
+    raise AssertionError(f"timed out; seen: {[s for _when, s in seen]}\n{supervisor.output()}")
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +117,7 @@ def test_port_waiting_then_starting_then_ready(supervisors: t.Callable[..., Supe
 
 
 def test_http_readiness(supervisors: t.Callable[..., Supervisor]) -> None:
-    ports = [free_port() for _ in range(4)]
+    ports = [free_port() for _index in range(4)]
     version = supervisors("version").start(ready="http", ready_port=str(ports[0]), ready_path="/version",
                                            ready_status="200")
     any_answer = supervisors("any").start(ready="http", ready_port=str(ports[1]))
@@ -204,7 +204,7 @@ def test_crash_restarts_with_growing_backoff_until_rebuilt(supervisors: t.Callab
     seen = states_seen(sup, lambda s: s["state"] == "crashed" and s["restarts"] == 3, timeout=6)
     starts = [(when, s) for when, s in seen if s["state"] in ("starting", "ready")]
     pids = []
-    for _, s in starts:
+    for _when, s in starts:
         if s["pid"] not in pids:
             pids.append(s["pid"])
     assert len(pids) == 3, seen
@@ -213,9 +213,9 @@ def test_crash_restarts_with_growing_backoff_until_rebuilt(supervisors: t.Callab
     gap2 = first_seen[pids[2]] - first_seen[pids[1]]
     assert 0.45 <= gap1 < 0.9, gap1
     assert gap2 >= 0.95 and gap2 > 1.6 * gap1, (gap1, gap2)
-    crashed = [s for _, s in seen if s["state"] == "crashed"]
+    crashed = [s for _when, s in seen if s["state"] == "crashed"]
     assert [(s["restarts"], s["code"], s["pid"]) for s in crashed] == [(1, 3, None), (2, 3, None), (3, 3, None)]
-    restarted = [s for _, s in starts if s["pid"] == pids[2]]
+    restarted = [s for _when, s in starts if s["pid"] == pids[2]]
     assert restarted[0]["restarts"] == 2 and restarted[0]["code"] == 3, "a restart shows why it restarted"
     out = sup.wait_output("restart 3 in 2 s\n")
     for line in ("crashy exited with status 3; restart 1 in 0.5 s", "crashy exited with status 3; restart 2 in 1 s",
@@ -511,7 +511,7 @@ def test_idle_polling_forks_nothing(supervisors: t.Callable[..., Supervisor], tm
     time.sleep(1.0)  # ten poll ticks
     for sup, tracer, trace in traces:
         tracer.send_signal(signal.SIGINT)
-        _, err = tracer.communicate(timeout=5)
+        _out, err = tracer.communicate(timeout=5)
         if not trace.exists() or b"Operation not permitted" in err:
             pytest.skip(f"strace cannot attach here: {err.decode()}")
         calls = [line for line in trace.read_text(encoding="utf-8").splitlines() if "(" in line]

@@ -319,7 +319,15 @@ def test_render_per_service_defaults() -> None:
             "extra": {},
         },
     }
-    assert json.loads(pl.to_json(result)) == result  # plain JSON for the role and for dest
+    recorded = json.loads(pl.to_json(result))  # plain JSON for the role and for dest
+    assert recorded == dict({k: v for k, v in result.items() if k != "lockfiles_missing"},
+                            roots=[{"path": r["path"]} for r in result["roots"]])
+
+
+def test_recorded_plan_does_not_change_once_the_lock_file_exists() -> None:
+    before, after = render([base_root(lockfile=False)]), render([base_root(lockfile=True)])
+    assert before["lockfiles_missing"] == ["."] and after["lockfiles_missing"] == []
+    assert pl.to_json(before) == pl.to_json(after)
 
 
 def test_to_json_is_stable() -> None:

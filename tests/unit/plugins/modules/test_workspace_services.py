@@ -350,8 +350,8 @@ def test_normalize_services_fills_defaults_and_converts() -> None:
     })
     assert result["api"] == {name: option.get("default") for name, option in pl.SERVICE_OPTIONS.items()}
     kvd = result["kvd"]
-    assert (kvd["port"], kvd["enabled"], kvd["args"], kvd["listen"], kvd["kind"]) == (7070, True, ["1", "--x"],
-                                                                                       "::1", "service")
+    expected = (7070, True, ["1", "--x"], "::1", "service")
+    assert (kvd["port"], kvd["enabled"], kvd["args"], kvd["listen"], kvd["kind"]) == expected
     assert kvd["mounts"] == [{"target": "/data", "source": "data", "type": "bind", "read_only": False}]
     assert kvd["docker"] == {"cpus": 1.5, "memory": "536870912"}  # None values dropped, types from DOCKER_OPTIONS
     # raw settings pass through untouched for the plan to check
