@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Converge, status and down benchmark: the collection's playbooks against docker-compose v1 running the same
 rendered containers, in the same run, on generated workspaces of N std-only HTTP services (issue 11, item 5).
-See bench/README.md and docs/benchmarks.md.
+See bench/converge/README.md and docs/benchmarks.md.
 
 For each N: a workspace of N services and one shared `common` crate (Cargo.lock generated offline), brought up
 cold once with its `dev.yml`; then, each round, timed: `dev.yml` on the converged stack (must report changed=0),
@@ -75,6 +75,10 @@ def log(msg: str) -> None:
 def loadavg() -> t.List[float]:
     with open("/proc/loadavg", encoding="ascii") as handle:
         return [float(x) for x in handle.read().split()[:3]]
+
+
+def fmt_span(span: t.Optional[t.Sequence[float]]) -> str:
+    return f"{span[0]:.2f}-{span[1]:.2f} s" if span else "?"
 
 
 def fmt_load(sample: t.Mapping[str, t.Any]) -> str:
@@ -573,6 +577,7 @@ class Stack:
             raise BenchError(f"{system}: a port answers before the start")
         before = loadavg()
         t0 = time.monotonic()
+        wall0 = time.time()
         proc, out_path = PROCS.launch(cmd, cwd, env)
         try:
             served = wait_serving(ports, t0, self.args.timeout, proc)
@@ -589,10 +594,26 @@ class Stack:
             raise BenchError(f"{' '.join(cmd)} failed with rc {rc}:\n" + "\n".join(text.strip().splitlines()[-25:]))
         sample = {"s": all_serving, "exit_s": exited, "rc": rc, "load_before": before, "load_after": after,
                   "first_s": min(served.values())}
+        started = self.started_at(system)
+        if started:  # docker's StartedAt of the containers, relative to the launch: Ansible's share before them
+            sample["containers_started_s"] = [min(started) - wall0, max(started) - wall0]
         if system == "cargohold":
             sample["recap"] = recap(text)
         self.up = system
         return sample
+
+    def started_at(self, system: str) -> t.List[float]:
+        label = (f"io.cargohold.project={self.project}" if system == "cargohold"
+                 else f"com.docker.compose.project={self.cproject}")
+        out = []
+        for container in self.client.containers.list(filters={"label": label}):
+            value = container.attrs["State"].get("StartedAt") or ""
+            match = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?Z$", value)
+            if match:
+                wall = dt.datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S").replace(
+                    tzinfo=dt.timezone.utc).timestamp()
+                out.append(wall + float(match.group(2) or 0))
+        return out
 
     def stop_other(self, system: str) -> None:
         """Bring the other stack down (untimed) so both are never up at once."""
@@ -649,7 +670,8 @@ class Stack:
 
         self.settle()
         s = self.start("cargohold")
-        self.record(res, "start2", s, r, f"exits at {s['exit_s']:.2f} s, first serving at {s['first_s']:.2f} s")
+        self.record(res, "start2", s, r, f"exits at {s['exit_s']:.2f} s, first serving at {s['first_s']:.2f} s, "
+                    f"containers started {fmt_span(s.get('containers_started_s'))}")
         res["start2_exit"].append(dict(s, s=s["exit_s"], round=r))
         res["down_start2"].append({"s": res["down"][-1]["s"] + s["s"], "round": r,
                                    "load_before": res["down"][-1]["load_before"], "load_after": s["load_after"]})
@@ -685,7 +707,8 @@ class Stack:
 
         self.settle()
         s = self.start("compose")
-        self.record(res, "start2", s, r, f"exits at {s['exit_s']:.2f} s, first serving at {s['first_s']:.2f} s")
+        self.record(res, "start2", s, r, f"exits at {s['exit_s']:.2f} s, first serving at {s['first_s']:.2f} s, "
+                    f"containers started {fmt_span(s.get('containers_started_s'))}")
         res["start2_exit"].append(dict(s, s=s["exit_s"], round=r))
         res["down_start2"].append({"s": res["down"][-1]["s"] + s["s"], "round": r,
                                    "load_before": res["down"][-1]["load_before"], "load_after": s["load_after"]})
@@ -804,10 +827,18 @@ def report_n(n: int, res: dict) -> str:
         rows.append([label, f"{a:.2f}" if a is not None else "-", f"{b:.2f}" if b is not None else "-",
                      f"{ratio:.2f}x" if ratio is not None else "-", f"<= {target}x" if target else "",
                      verdict, loads(ch.get(key, [])), loads(co.get(key, []))])
+    spans = []
+    for system, res_ in (("cargohold", ch), ("compose", co)):
+        starts = [s["containers_started_s"] for s in res_["start2"] if s.get("containers_started_s")]
+        if starts:
+            spans.append(f"{system} first container started {statistics.median(x[0] for x in starts):.2f} s, "
+                         f"last {statistics.median(x[1] for x in starts):.2f} s after launch")
     changed = [s["recap"]["changed"] for s in ch["check"]]
     text = [f"N={n} ({res['project']} / {res['compose_project']}), medians of {len(ch['converge'])} rounds",
             table(rows, right={1, 2, 3}),
             f"dev.yml --check on the converged stack: changed={changed} (issue 11: must be 0)"]
+    if spans:
+        text.append("second start, medians: " + "; ".join(spans))
     if res.get("cold"):
         c = res["cold"]
         text.append(f"cold start (first dev.yml, not a target): {c['s']:.1f} s (load {fmt_load(c)})")

@@ -201,7 +201,8 @@ class Stack:
             service = self.services[name]
             build_dir = self.build_dir(name)
             build = dk.parse_state_line(self.read(build_dir, "build"))
-            log = self.read(build_dir, "build.log.partial" if build.get("state") == "building" else "build.log")
+            log = {"building": "build.log.partial", "failed": "build.log"}.get(build.get("state"))
+            log = self.read(build_dir, log) if log else ""
             rows.append(dk.service_status(
                 service, by_name.get(service["container"]["name"]),
                 dk.parse_state_line(self.read(name, "run")), build, log))
@@ -403,7 +404,7 @@ def absent(stack: Stack, module) -> dict:
     network = stack.network_exists()
     names = [dk.container_names(e)[0] for e in existing]
     if not module.check_mode:
-        with ThreadPoolExecutor(WORKERS * 2) as pool:
+        with ThreadPoolExecutor(WORKERS) as pool:
             list(pool.map(lambda e: stack.remove(e["Id"]), existing))
         if network:
             try:
