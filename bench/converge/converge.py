@@ -34,7 +34,7 @@ import typing as t
 
 import docker  # type: ignore[import-not-found]
 import yaml  # type: ignore[import-untyped]
-from docker.errors import APIError, NotFound  # type: ignore[import-not-found]
+from docker.errors import NotFound  # type: ignore[import-not-found]
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VENV_BIN = os.path.join(REPO, ".venv", "bin")
@@ -741,50 +741,57 @@ class Stack:
         return out
 
     def cleanup(self, keep_tmp: bool = False, quiet: bool = False) -> None:
-        """Containers, networks and volumes of both projects, the dev image tag, the state and build dirs."""
-        client = self.client
-        if os.path.isfile(self.cfile):
-            subprocess.run(self.compose("down", "-t", "1", "--remove-orphans"), cwd=self.cdir,
-                           env=self.compose_env(), capture_output=True, check=False)
+        """Containers, networks and volumes of both projects, the dev image tag, the state and build dirs. Every
+        step on its own: one that fails (a hung engine) is reported and the others still run."""
+        client = docker.from_env(timeout=120)
+        say = (lambda _msg: None) if quiet else log
         prefixes = (f"{self.project}-", f"{self.project}_")
-        victims = {}
-        for label in (f"io.cargohold.project={self.project}", f"io.cargohold.project={self.cproject}",
-                      f"com.docker.compose.project={self.cproject}"):
-            for c in client.containers.list(all=True, filters={"label": label}):
-                victims[c.id] = c
-        for c in client.containers.list(all=True, filters={"name": self.project}):
-            if c.name.startswith(prefixes):
-                victims[c.id] = c
-        for c in victims.values():
+
+        def step(what: str, func: t.Callable[[], None]) -> None:
             try:
-                c.remove(force=True)
-                if not quiet:
-                    log(f"removed container {c.name}")
-            except (APIError, NotFound):
-                pass
-        for net in client.networks.list(names=[self.project]):
-            if net.name.startswith(prefixes):
-                try:
-                    net.remove()
-                    if not quiet:
-                        log(f"removed network {net.name}")
-                except (APIError, NotFound):
-                    pass
-        for vol in client.volumes.list(filters={"name": self.project}):
-            if vol.name.startswith(prefixes):
-                try:
-                    vol.remove(force=True)
-                    if not quiet:
-                        log(f"removed volume {vol.name}")
-                except (APIError, NotFound):
-                    pass
-        if not self.args.keep_image:
-            try:
+                func()
+            except Exception as exc:  # pylint: disable=broad-except
+                if not isinstance(exc, NotFound):
+                    log(f"clean-up: {what} failed: {type(exc).__name__}: {str(exc)[:300]}")
+
+        def compose_down() -> None:
+            if os.path.isfile(self.cfile):
+                subprocess.run(self.compose("down", "-t", "1", "--remove-orphans"), cwd=self.cdir,
+                               env=self.compose_env(), capture_output=True, check=False, timeout=300)
+
+        def containers() -> None:
+            victims = {}
+            for label in (f"io.cargohold.project={self.project}", f"io.cargohold.project={self.cproject}",
+                          f"com.docker.compose.project={self.cproject}"):
+                for c in client.containers.list(all=True, filters={"label": label}):
+                    victims[c.id] = c
+            for c in client.containers.list(all=True, filters={"name": self.project}):
+                if c.name.startswith(prefixes):
+                    victims[c.id] = c
+            for c in victims.values():
+                step(f"removing container {c.name}", lambda c=c: (c.remove(force=True), say(f"removed container {c.name}")))
+
+        def networks() -> None:
+            for net in client.networks.list(names=[self.project]):
+                if net.name.startswith(prefixes):
+                    step(f"removing network {net.name}", lambda n=net: (n.remove(), say(f"removed network {n.name}")))
+
+        def volumes() -> None:
+            for vol in client.volumes.list(filters={"name": self.project}):
+                if vol.name.startswith(prefixes):
+                    step(f"removing volume {vol.name}",
+                         lambda v=vol: (v.remove(force=True), say(f"removed volume {v.name}")))
+
+        def image() -> None:
+            if not self.args.keep_image and client.images.list(name=f"cargohold/dev:{self.project}"):
                 client.images.remove(f"cargohold/dev:{self.project}")
-                if not quiet:
-                    log(f"removed image cargohold/dev:{self.project}")
-            except (APIError, NotFound):
-                pass
+                say(f"removed image cargohold/dev:{self.project}")
+
+        step("docker-compose down", compose_down)
+        step("listing containers", containers)
+        step("listing networks", networks)
+        step("listing volumes", volumes)
+        step("removing the dev image tag", image)
         for path in (os.path.join(CACHE, self.project), os.path.join(CACHE, "build", f"dev-{self.project}")):
             shutil.rmtree(path, ignore_errors=True)
         if not keep_tmp:
@@ -989,9 +996,14 @@ def main() -> int:
         results["error"] = f"interrupted ({exc})"
         log("interrupted: cleaning up")
         rc = 130
-    except (BenchError, subprocess.CalledProcessError, APIError) as exc:
-        results["error"] = str(exc)
-        log(f"FAILED: {exc}")
+    except Exception as exc:  # pylint: disable=broad-except  # BenchError, engine errors, timeouts: clean up
+        results["error"] = f"{type(exc).__name__}: {exc}"
+        log(f"FAILED: {results['error']}")
+        try:
+            docker.from_env(timeout=10).ping()
+        except Exception as ping_exc:  # pylint: disable=broad-except
+            results["error"] += f" (the Docker engine does not answer a ping in 10 s: {type(ping_exc).__name__})"
+            log("the Docker engine does not answer a ping in 10 s (hung?); the clean-up may not complete")
         rc = 1
     finally:
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # the clean-up is not interrupted half-way
@@ -999,7 +1011,10 @@ def main() -> int:
             PROCS.stop_all()
             if not args.keep:
                 for stack in stacks:
-                    stack.cleanup()
+                    try:
+                        stack.cleanup()
+                    except Exception as exc:  # pylint: disable=broad-except
+                        log(f"clean-up of {stack.project} failed: {exc}; remove its convbench* objects by hand")
                 shutil.rmtree(tmp, ignore_errors=True)
             else:
                 log(f"--keep: left {tmp} and the projects {[s.project for s in stacks]} up")

@@ -308,8 +308,11 @@ def service_status(service: JsonDict, entry: t.Optional[JsonDict], run: JsonDict
                      "kind": service.get("kind", "service"), "ready": False, "failed": False, "detail": ""}
     if entry is None:
         return dict(row, status="missing", detail="no container; run dev.yml")
-    if entry.get("State") != "running":
-        return dict(row, status="stopped", detail=entry.get("Status") or entry.get("State") or "")
+    state = entry.get("State") or ""
+    if state in ("exited", "dead"):
+        return dict(row, status="stopped", detail=entry.get("Status") or state)
+    if state != "running":  # created, restarting, or not yet reported by the engine: not a failure yet
+        return dict(row, status="starting", detail=entry.get("Status") or state)
     run_state = run.get("state")
     serving = run_state == "ready"
     if build.get("state") == "failed":
