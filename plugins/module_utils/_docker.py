@@ -316,7 +316,7 @@ def service_status(service: JsonDict, entry: t.Optional[JsonDict], run: JsonDict
     run_state = run.get("state")
     serving = run_state == "ready"
     if build.get("state") == "failed":
-        detail = " | ".join(first_error(build_log, 3))
+        detail = " | ".join([line.strip() for line in first_error(build_log, 8) if line.strip(" |")][:3])
         return dict(row, status="build failed", failed=True,
                     detail=("serving the last good build; " if serving else "") + detail)
     if build.get("state") == "building":

@@ -536,12 +536,12 @@ STATUS_CASES = [
           detail="serving the last build; Compiling catalog v0.1.0 (/workspace/services/catalog)")),
     ("build-failed", _service(), RUNNING, "waiting since=1 ready=0", "failed 2 100", FAILED_BUILD,
      dict(status="build failed", ready=False, failed=True,
-          detail="error[E0425]: cannot find value `VERSON` in this scope | "
-                 "  --> crates/gateway/src/main.rs:48:52 |    |")),
+          detail="error[E0425]: cannot find value `VERSON` in this scope | --> crates/gateway/src/main.rs:48:52 | "
+                 "48 |         (Some(\"GET\"), Some(\"/version\")) => (\"200 OK\", VERSON.to_string()),")),
     ("build-failed-serving-last-good", _service(), RUNNING, "ready since=1 ready=1", "failed 2 100", LINKER_FAILURE,
      dict(status="build failed", ready=False, failed=True,
-          detail="serving the last good build; error: linking with `cc` failed: exit status: 1 |   | | "
-                 "  = note: collect2: fatal error: ld terminated with signal 9 [Killed]")),
+          detail="serving the last good build; error: linking with `cc` failed: exit status: 1 | "
+                 "= note: collect2: fatal error: ld terminated with signal 9 [Killed]")),
     ("starting", _service(), RUNNING, "starting since=1 pid=9 ready=0", "ok 1 10", GOOD_BUILD,
      dict(status="starting", ready=False, failed=False, detail="")),
     ("ready", _service(), RUNNING, "ready since=1 pid=9 restarts=0 code=- ready=1", "ok 1 10", GOOD_BUILD,
