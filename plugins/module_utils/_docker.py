@@ -313,6 +313,8 @@ def service_status(service: JsonDict, entry: t.Optional[JsonDict], run: JsonDict
         return dict(row, status="stopped", detail=entry.get("Status") or state)
     if state != "running":  # created, restarting, or not yet reported by the engine: not a failure yet
         return dict(row, status="starting", detail=entry.get("Status") or state)
+    if isinstance(run.get("since"), int) and isinstance(entry.get("Created"), int) and run["since"] < entry["Created"]:
+        run = {}  # written by a previous container of this service: this one's supervisor has not reported yet
     run_state = run.get("state")
     serving = run_state == "ready"
     if build.get("state") == "failed":

@@ -395,7 +395,9 @@ def failure_report(stack: Stack, failed: list) -> str:
         if row["status"] == "exited":
             hint = (f" If {name} is a command-line tool rather than a server, set "
                     f"{stack.names.get('services', 'services')}.{name}.kind: tool.")
-        parts.append(f"{name}: {row['status']} ({row['detail']}).{hint} Last log lines:\n{body}")
+        state = stack.read(name, "run").strip() or "none yet"
+        parts.append(f"{name}: {row['status']} ({row['detail']}; supervisor state: {state}).{hint} "
+                     f"Last log lines:\n{body}")
     return "Not every service came up:\n" + "\n".join(parts)
 
 
