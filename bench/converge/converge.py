@@ -858,7 +858,7 @@ def report_cost(results: dict) -> str:
         return ""
     lo, hi = ns[0], ns[-1]
     rlo, rhi = results["n"][str(lo)], results["n"][str(hi)]
-    rows = [["command", f"cargohold s/service", "compose s/service", "target (cargohold)", ""]]
+    rows = [["command", "cargohold s/service", "compose s/service", "target (cargohold)", ""]]
     for key, label, _target in ROWS:
         if key in ("start2_exit", "down_start2"):
             continue
@@ -946,7 +946,7 @@ def main() -> int:
 
     results: t.Dict[str, t.Any] = {
         "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "args": {k: v for k, v in vars(args).items()},
+        "args": dict(vars(args)),
         "host": {"nproc": os.cpu_count(), "loadavg_start": loadavg(), "docker": client.version().get("Version"),
                  "compose": version([COMPOSE, "version", "--short"]),
                  "ansible": version([os.path.join(VENV_BIN, "ansible"), "--version"]),

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Inject a fault, then time what follows: await.py SPEC-JSON.
 
 SPEC: {"timeout": seconds (each step), "interval": seconds, "inject": [argv...] (optional, run at t0),
