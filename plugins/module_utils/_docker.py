@@ -315,6 +315,10 @@ def service_status(service: JsonDict, entry: t.Optional[JsonDict], run: JsonDict
         return dict(row, status="starting", detail=entry.get("Status") or state)
     if isinstance(run.get("since"), int) and isinstance(entry.get("Created"), int) and run["since"] < entry["Created"]:
         run = {}  # written by a previous container of this service: this one's supervisor has not reported yet
+    if run.get("state") == "stopped":
+        # The container runs, so its supervisor has not stopped: the line is the previous container's, written as
+        # that one stopped (the state directory outlives containers).
+        run = {}
     run_state = run.get("state")
     serving = run_state == "ready"
     if build.get("state") == "failed":

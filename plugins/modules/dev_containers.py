@@ -217,11 +217,14 @@ class Stack:
             if os.geteuid() == 0:
                 os.chown(path, uid, gid)
             if name in services:
-                for stale in ("run", "build", "build.log"):
-                    try:
-                        os.unlink(os.path.join(path, stale))
-                    except FileNotFoundError:
-                        pass
+                self.forget(name)
+
+    def forget(self, service: str) -> None:
+        for stale in ("run", "build", "build.log"):
+            try:
+                os.unlink(os.path.join(self.plan["state_dir"], service, stale))
+            except FileNotFoundError:
+                pass
 
     # ---------------------------------------------------------------- engine writes
     def ensure_network(self) -> None:
@@ -246,10 +249,11 @@ class Stack:
         result = self.client.post_json_to_json("/containers/create", data=body, params={"name": name})
         self.client.post_call("/containers/{0}/start", result["Id"])
 
-    def apply(self, action: dict, body: dict) -> None:
+    def apply(self, action: dict, body: dict, service: str) -> None:
         kind = action["action"]
         if kind == "recreate":
             self.remove(action["id"])
+            self.forget(service)  # what the old container's supervisor wrote as it stopped
         if kind in ("create", "recreate"):
             self.create(action["name"], body)
         elif kind == "start":
@@ -351,7 +355,7 @@ def converge(stack: Stack, module, wait: bool, timeout: int, recreate: list) -> 
             deps = set(service["depends_on"]) | ({service["network_target"]} if service["network_target"] else set())
             needs[service["container"]["name"]] = {stack.services[d]["container"]["name"] for d in deps}
         for wave in dk.waves(changes, needs):
-            list(pool.map(lambda a: stack.apply(a, bodies[a["name"]]), wave))
+            list(pool.map(lambda a: stack.apply(a, bodies[a["name"]], by_container.get(a["name"], "builder")), wave))
     started = time.monotonic()
     result["services"] = wait_ready(stack, timeout) if wait else stack.rows(stack.list())
     result["seconds"] = round(time.monotonic() - started, 2)
