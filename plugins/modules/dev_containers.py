@@ -227,11 +227,10 @@ class Stack:
                 pass
 
     # ---------------------------------------------------------------- engine writes
-    def ensure_network(self) -> None:
-        if not self.network_exists():
-            self.client.post_json_to_json("/networks/create", data={
-                "Name": self.plan["network"], "CheckDuplicate": True,
-                "Labels": {dk.PROJECT_LABEL: self.project}})
+    def create_network(self) -> None:
+        self.client.post_json_to_json("/networks/create", data={
+            "Name": self.plan["network"], "CheckDuplicate": True,
+            "Labels": {dk.PROJECT_LABEL: self.project}})
 
     def remove(self, container: str) -> None:
         try:
@@ -311,7 +310,9 @@ def converge(stack: Stack, module, wait: bool, timeout: int, recreate: list) -> 
     plan = stack.plan
     planned = [(c["name"], dk.create_body(c)) for c in plan["containers"]]
     bodies = dict(planned)
-    existing = stack.list()
+    # One list of every container serves both this project's decisions and the port check against the others.
+    everyone = stack.list(all_projects=True)
+    existing = [e for e in everyone if (e.get("Labels") or {}).get(dk.PROJECT_LABEL) == stack.project]
     image_id = stack.image_id()
     if image_id is None and not module.check_mode:
         raise StackError(f"image: {plan['image']} does not exist; build it first (the dev_image role does)")
@@ -319,7 +320,7 @@ def converge(stack: Stack, module, wait: bool, timeout: int, recreate: list) -> 
                if r["status"] == "crashed"}
     force = {stack.services[n]["container"]["name"] for n in recreate if n in stack.services}
     actions, orphans = dk.decide(planned, existing, image_id, crashed, force)
-    conflicts = port_conflicts(planned, actions, stack.list(all_projects=True), stack.project)
+    conflicts = port_conflicts(planned, actions, everyone, stack.project)
     if conflicts:
         lines = [f"{name}: host port {ip}:{port} is held by {holder}" for name, ip, port, holder in conflicts]
         raise StackError(
@@ -347,7 +348,8 @@ def converge(stack: Stack, module, wait: bool, timeout: int, recreate: list) -> 
     by_container = {s["container"]["name"]: n for n, s in stack.services.items()}
     restarting = {by_container.get(a["name"], "builder") for a in changes}
     stack.prepare_state(restarting)
-    stack.ensure_network()
+    if network_missing:
+        stack.create_network()
     with ThreadPoolExecutor(WORKERS) as pool:
         list(pool.map(lambda o: stack.remove(o["id"]), orphans))
         needs = {}
