@@ -3,7 +3,8 @@
 # naive per-service `COPY . . && cargo build --release --bin SVC` Dockerfile, after
 #   1. a source-only change to the shared crate (all service images rebuilt),
 #   2. a source-only change to one service (one service image rebuilt),
-# and the size of a runtime image vs the builder image.
+# and the size of a runtime image vs the builder image. Prints the three ratios against their targets
+# (<= 0.25x, <= 0.5x, <= 0.1x) and the load average; quote them with `uptime` from before the run.
 # Both sides start warm (cold builds done first, not compared) and use the same Rust base image.
 # Env: BENCH_DIR (scratch dir, default /tmp/cargohold-bench), RESULTS (default bench/release/results).
 set -euo pipefail
@@ -78,6 +79,16 @@ r["ratio_all"] = round(r["all_release"] / r["all_naive"], 3)
 r["ratio_one"] = round(r["one_release"] / r["one_naive"], 3)
 r["ratio_size_builder"] = round(r["runtime_size"] / r["builder_size"], 3)
 r["ratio_size_naive"] = round(r["runtime_size"] / r["naive_size"], 3)
+r["load_average"] = open("/proc/loadavg").read().split()[:3]
 json.dump(r, open(sys.argv[1], "w"), indent=2)
 print(json.dumps(r, indent=2))
+rows = [("all images after a shared-crate edit", r["all_release"], r["all_naive"], r["ratio_all"], 0.25, "s"),
+        ("one image after an edit to it", r["one_release"], r["one_naive"], r["ratio_one"], 0.5, "s"),
+        ("runtime image size vs the builder", r["runtime_size"] / 1e6, r["builder_size"] / 1e6,
+         r["ratio_size_builder"], 0.1, "MB")]
+print(f"{'measure':<40} {'cargohold':>10} {'naive':>10} {'ratio':>7} {'target':>7}")
+for name, ours, theirs, ratio, target, unit in rows:
+    print(f"{name:<40} {ours:>8.1f}{unit:>2} {theirs:>8.1f}{unit:>2} {ratio:>6.3f}x {'<=':>3}{target}x "
+          f"{'met' if ratio <= target else 'MISSED'}")
+print("load average at the end:", " ".join(r["load_average"]))
 PY
