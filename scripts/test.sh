@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Runs every check CI runs: ansible-lint (production profile), ansible-test sanity, unit tests, and the
-# Molecule scenarios on the real Docker engine. Run scripts/setup.sh once first.
+# Molecule scenarios on the real Docker engine, then the release smoke test. Run scripts/setup.sh --test once first.
 # MOLECULE_SCENARIOS narrows the scenarios (space-separated); CARGOHOLD_SKIP="lint sanity" skips checks.
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root" || exit 1
 export PATH="$root/.venv/bin:$PATH"
-scenarios=${MOLECULE_SCENARIOS:-default shared_builder shapes faults docker release}
+[[ -x $root/.venv/bin/molecule ]] || { echo "test.sh: the test tools are missing; run ./scripts/setup.sh --test" >&2; exit 2; }
+scenarios=${MOLECULE_SCENARIOS:-default shared_builder watchexec shapes faults docker release}
 skip=" ${CARGOHOLD_SKIP:-} "
 passed=0 failed=0 failures=()
 
@@ -23,6 +24,7 @@ check() {
 }
 
 check lint ansible-lint --profile production
+check changelog antsibull-changelog lint
 check unit env PYTEST="$root/.venv/bin/pytest" scripts/unit.sh -q
 # The in-container supervisor against real processes on this host (no Docker needed).
 check runner "$root/.venv/bin/pytest" -q -p no:cacheprovider tests/runner
@@ -31,6 +33,8 @@ for scenario in $scenarios; do
     [[ -d molecule/$scenario ]] || { echo "== molecule-$scenario: no such scenario"; failed=$((failed + 1)); continue; }
     check "molecule-$scenario" molecule test -s "$scenario"
 done
+# The release tarball installed into an empty collections path brings a workspace up (reuses the scenarios' images).
+check smoke scripts/smoke.sh
 
 (( failed == 0 )) || echo "failed checks: ${failures[*]}"
 echo "checks: $passed passed, $failed failed"
