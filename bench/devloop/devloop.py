@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Dev-loop benchmark: edit-to-serving times of the classic per-service `cargo watch` compose pattern, the
-cargohold modes per_service and shared_builder, and host-native cargo (the physical limit), side by side in
-one run on the example workspace. See bench/README.md and docs/benchmarks.md.
+cargohold modes per_service and shared_builder (each also polling: the `poll` variant), and host-native cargo
+(the physical limit), side by side in one run on the example workspace, and the CPU each stack uses while idle.
+See bench/README.md and docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from docker.errors import APIError, NotFound  # type: ignore[import-not-found]
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VENV_BIN = os.path.join(REPO, ".venv", "bin")
+# This checkout, never a copy Molecule's prerun leaves in ~/.ansible/collections (it would shadow the checkout).
+ANSIBLE_ENV = {"ANSIBLE_NOCOLOR": "1", "ANSIBLE_COLLECTIONS_PATH": os.path.join(REPO, ".collections")}
 EXAMPLE = os.path.join(REPO, "examples", "workspace")
 SERVICES = ("api", "auth", "billing", "notify")
 COMMON_RS = "crates/common/src/lib.rs"
@@ -38,6 +41,9 @@ CLASSIC_IMAGE = "cargohold-devloop/classic:latest"
 PREFIX = "devloop"  # container / volume / network / compose project prefix: touches nothing else
 UID = 1000
 STAMP_RE = re.compile(r"started=(\d+)")
+CPUACCT = "/sys/fs/cgroup/cpuacct/docker"  # cgroup v1, cgroupfs driver: <CPUACCT>/<container id>/cpuacct.usage
+# Variants every run knows; --variant adds to them. The dev image of the bench carries what any variant needs.
+BUILTIN_VARIANTS = {"poll": ["dev_services_poll=true"], "watchexec": ["dev_services_watcher=watchexec"]}
 LOCK = threading.Lock()
 
 OFFSET = time.time() - time.monotonic()  # wall = mono + OFFSET
@@ -216,6 +222,17 @@ class Mode:
     def profile(self, t_write: float, served: t.Dict[str, float], restarted: t.Sequence[str]) -> t.Optional[dict]:
         return None
 
+    def cpu_ns(self) -> t.Optional[int]:
+        """CPU time used so far by the mode's containers (cgroup v1 cpuacct), None when not measurable."""
+        total = 0
+        for container in self.containers():
+            try:
+                with open(os.path.join(CPUACCT, container.id, "cpuacct.usage"), encoding="ascii") as handle:
+                    total += int(handle.read())
+            except (OSError, ValueError):
+                return None
+        return total if self.containers() else None
+
     # helpers ---------------------------------------------------------------
     def containers(self) -> list:
         return self.client.containers.list(all=True, filters={"label": f"{self._label_key()}={self.project}"})
@@ -327,6 +344,7 @@ class Managed(ContainerMode):
         super().__init__(*args, **kw)
         self.proc: t.Optional[subprocess.Popen] = None
         self.logfile = os.path.join(self.tmp, f"{self.project}.playbook.log")
+        self.image_vars: t.List[str] = []  # what the shared dev image was built with (set by main)
 
     def playbook(self, *extra: str, background: bool = False) -> t.Optional[subprocess.Popen]:
         cmd = [os.path.join(VENV_BIN, "ansible-playbook"), "dev.yml",
@@ -334,10 +352,10 @@ class Managed(ContainerMode):
                "-e", f"dev_services_port_base={self.ports[SERVICES[0]]}",
                "-e", f"dev_image_tag={DEV_TAG}",
                "-e", f"dev_image_build_dir={os.path.join(self.tmp, 'image-build')}"]
-        for var in self.extra_vars:
+        for var in self.image_vars + self.extra_vars:
             cmd += ["-e", var]
         cmd += list(extra)
-        env = dict(os.environ, ANSIBLE_NOCOLOR="1", PATH=f"{VENV_BIN}:{os.environ.get('PATH', '')}")
+        env = dict(os.environ, **ANSIBLE_ENV, PATH=f"{VENV_BIN}:{os.environ.get('PATH', '')}")
         out = open(self.logfile, "a", encoding="utf-8")  # pylint: disable=consider-using-with
         out.write(f"\n### {' '.join(cmd)}\n")
         out.flush()
@@ -632,6 +650,8 @@ def fmt_s(values: t.Sequence[float], unit: str = "s") -> str:
         return "-"
     if unit == "MB":
         return f"{med(values) / 1e6:.0f} MB"
+    if unit == "%":
+        return f"{med(values):.2f}%"
     if unit == "n":
         return f"{med(values):g} [{min(values):g}-{max(values):g}]"
     return f"{med(values):.2f} [{min(values):.2f}-{max(values):.2f}]"
@@ -650,7 +670,8 @@ def report(results: dict) -> str:
                ("one-service edit -> api serving (s)", "one", "s", "s"),
                ("other services restarted by it", "one", "others_restarted", "n"),
                ("cold start, empty volumes -> all serving (s)", "cold", "s", "s"),
-               ("target volume / dir size", "size", None, "MB")]
+               ("target volume / dir size", "size", None, "MB"),
+               ("idle CPU, % of one core", "idle_cpu", "percent", "%")]
     names = list(modes)
 
     def values(name: str, key: str, field: t.Optional[str]) -> t.List[float]:
@@ -667,7 +688,7 @@ def report(results: dict) -> str:
         if ref is None:
             continue
         for label, key, field, unit in metrics:
-            if unit == "n":
+            if unit in ("n", "%"):
                 continue
             ref_med = med(values(ref, key, field))
             rows.append([f"  {label.split(' (', maxsplit=1)[0]} vs {ref_kind}"] +
@@ -716,7 +737,31 @@ def profile_summary(results: dict) -> str:
 # Main
 # --------------------------------------------------------------------------
 
-def build_images(tmp: str, managed: t.Optional[Managed], client: docker.DockerClient, need_classic: bool) -> None:
+def image_needs(modes: t.Sequence["Mode"]) -> t.Dict[str, str]:
+    """dev_image settings of the one dev image all managed modes share: the poller always (it changes no
+    other layer), watchexec when a mode uses it; each mode gets them too, so that none rebuilds the image."""
+    needs = {"dev_image_poll": "true"}
+    if any("watchexec" in var for mode in modes for var in getattr(mode, "extra_vars", [])):
+        needs["dev_image_watcher"] = "watchexec"
+    return needs
+
+
+def idle_cpu(mode: "Mode", settle: float, seconds: float) -> t.Optional[dict]:
+    """Share of one core the mode's containers use while nothing changes (watchers, pollers, supervisors)."""
+    quiesce(mode, settle)
+    start, t0 = mode.cpu_ns(), time.monotonic()
+    if start is None:
+        return None
+    time.sleep(seconds)
+    end, elapsed = mode.cpu_ns(), time.monotonic() - t0
+    if end is None:
+        return None
+    return {"percent": round((end - start) / 1e9 / elapsed * 100, 3), "seconds": round(elapsed, 2),
+            "loadavg": os.getloadavg()[0]}
+
+
+def build_images(tmp: str, managed: t.Optional[Managed], client: docker.DockerClient, need_classic: bool,
+                 image_vars: t.Optional[t.Dict[str, str]] = None) -> None:
     """The dev image (and the Rust base image if missing) from the roles, with the same input-hash check as
     `up`, then the classic pattern's image on the same base."""
     if managed is None and not need_classic:
@@ -730,12 +775,13 @@ def build_images(tmp: str, managed: t.Optional[Managed], client: docker.DockerCl
                      "    - role: cargohold.devenv.dev_image\n      vars:\n"
                      f"        cargohold_workspace: {ws}\n        cargohold_project: {PREFIX}-image\n"
                      f"        dev_image_tag: {DEV_TAG}\n"
-                     f"        dev_image_build_dir: {os.path.join(tmp, 'image-build')}\n")
+                     f"        dev_image_build_dir: {os.path.join(tmp, 'image-build')}\n"
+                     + "".join(f"        {k}: {v}\n" for k, v in (image_vars or {}).items()))
     logfile = os.path.join(tmp, "image.log")
     log(f"dev image cargohold/dev:{DEV_TAG} (built only if its inputs changed)")
     with open(logfile, "w", encoding="utf-8") as out:
         rc = subprocess.call([os.path.join(VENV_BIN, "ansible-playbook"), book], stdout=out,
-                             stderr=subprocess.STDOUT, env=dict(os.environ, ANSIBLE_NOCOLOR="1"))
+                             stderr=subprocess.STDOUT, env=dict(os.environ, **ANSIBLE_ENV))
     if rc != 0:
         raise RuntimeError(f"building the dev image failed; see {logfile}")
     if need_classic:
@@ -763,11 +809,11 @@ def parse_modes(spec: str, variants: t.Dict[str, t.List[str]]) -> t.List[t.Tuple
         kind, _unused, variant = item.partition(":")
         if kind not in MODE_CLASSES:
             raise SystemExit(f"--modes: unknown mode {kind!r}; use {', '.join(MODE_CLASSES)}")
-        if variant and variant not in variants:
+        if variant and variant not in variants and variant not in BUILTIN_VARIANTS:
             raise SystemExit(f"--modes: variant {variant!r} of {kind} has no --variant {variant}=...")
         if variant and kind not in ("per_service", "shared_builder"):
             raise SystemExit(f"--modes: variants apply to per_service and shared_builder, not {kind}")
-        result.append((item, kind, variants.get(variant, [])))
+        result.append((item, kind, variants.get(variant, BUILTIN_VARIANTS.get(variant, []))))
     return result
 
 
@@ -777,9 +823,11 @@ def main() -> int:
     parser.add_argument("--cold-rounds", type=int, default=3, help="cold starts per mode (default 3, at least 1: "
                         "the first start of every mode is a cold one)")
     parser.add_argument("--warmup", type=int, default=1, help="unmeasured edit rounds first (default 1)")
-    parser.add_argument("--modes", default="classic,per_service,shared_builder,host",
+    parser.add_argument("--modes", default="classic,per_service,shared_builder,per_service:poll,"
+                                           "shared_builder:poll,host",
                         help="comma-separated: classic, per_service, shared_builder, host; "
-                             "KIND:VARIANT for a --variant of per_service/shared_builder")
+                             "KIND:VARIANT for a --variant of per_service/shared_builder (built in: "
+                             f"{', '.join(BUILTIN_VARIANTS)})")
     parser.add_argument("-e", "--extra-vars", action="append", default=[],
                         help="passed to every dev.yml run (per_service, shared_builder), like ansible-playbook -e")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=EXTRAVARS",
@@ -793,6 +841,8 @@ def main() -> int:
     parser.add_argument("--host-cgroup", choices=("docker", "root"), default="docker",
                         help="cgroup of the host-native loop: a sibling of the containers under /docker (default, "
                              "fair under load from other containers) or the root group")
+    parser.add_argument("--idle-seconds", type=float, default=20.0,
+                        help="seconds of idle CPU measured per mode after the edit rounds (0: skip)")
     parser.add_argument("--keep", action="store_true", help="leave the stacks up (debugging; clean up by hand)")
     args = parser.parse_args()
 
@@ -831,7 +881,7 @@ def main() -> int:
         "args": vars(args),
         "host_cgroup": HOST_CGROUP,
         "modes": {m.name: {"kind": m.kind, "project": m.project, "extra_vars": getattr(m, "extra_vars", []),
-                           "cold": [], "shared": [], "one": [], "size": []} for m in modes},
+                           "cold": [], "shared": [], "one": [], "size": [], "idle_cpu": []} for m in modes},
     }
     results_dir = os.path.join(REPO, "bench", "results")
     os.makedirs(results_dir, exist_ok=True)
@@ -848,8 +898,13 @@ def main() -> int:
         for mode in modes:
             mode.prepare()
             mode.stop_and_wipe()  # leftovers of an interrupted run of the same project names
+        needs = image_needs(modes)
+        results["image_vars"] = needs
+        for mode in modes:
+            if isinstance(mode, Managed):
+                mode.image_vars = [f"{k}={v}" for k, v in needs.items()]
         build_images(tmp, next((m for m in modes if isinstance(m, Managed)), None), client,
-                     any(isinstance(m, Classic) for m in modes))
+                     any(isinstance(m, Classic) for m in modes), needs)
 
         cold_rounds = max(args.cold_rounds, 1)
         for r in range(cold_rounds):
@@ -885,6 +940,13 @@ def main() -> int:
         for mode in modes:
             mode.start_finished()
             results["modes"][mode.name]["size"].append(mode.target_bytes())
+        if args.idle_seconds > 0:
+            for mode in modes:
+                sample = idle_cpu(mode, args.settle, args.idle_seconds)
+                if sample is not None:
+                    log(f"idle {mode.name}: {sample['percent']:.2f}% of one core over {sample['seconds']:.0f} s "
+                        f"(load {sample['loadavg']:.2f})")
+                    results["modes"][mode.name]["idle_cpu"].append(sample)
         save()
         print()
         print(f"cargohold dev-loop benchmark, {args.rounds} edit rounds + {args.cold_rounds} cold starts per mode, "

@@ -302,8 +302,11 @@ def last_progress(log: str) -> t.Optional[str]:
 
 
 def service_status(service: JsonDict, entry: t.Optional[JsonDict], run: JsonDict, build: JsonDict,
-                   build_log: str) -> JsonDict:
-    """What a service is doing, from its container, its supervisor's state and its build's state."""
+                   build_log: str, progress: t.Optional[str] = None) -> JsonDict:
+    """What a service is doing, from its container, its supervisor's state and its build's state.
+
+    ``progress`` (what the running build does, see ``_progress.describe``) replaces the last log line in the detail.
+    """
     row: JsonDict = {"service": service["name"], "address": service.get("url") or service.get("address") or "",
                      "kind": service.get("kind", "service"), "ready": False, "failed": False, "detail": ""}
     if entry is None:
@@ -326,7 +329,7 @@ def service_status(service: JsonDict, entry: t.Optional[JsonDict], run: JsonDict
         return dict(row, status="build failed", failed=True,
                     detail=("serving the last good build; " if serving else "") + detail)
     if build.get("state") == "building":
-        progress = last_progress(build_log)
+        progress = progress or last_progress(build_log)
         return dict(row, status="building", detail=("serving the last build; " if serving else "") + (progress or ""))
     if service.get("ready", {}).get("type") == "healthcheck":
         health = re.search(r"\((healthy|unhealthy|health: starting)\)", entry.get("Status") or "")

@@ -27,6 +27,7 @@ JsonDict = t.Dict[str, t.Any]
 MODES = ("per_service", "shared_builder")
 KINDS = ("service", "tool")
 READY_TYPES = ("port", "http", "log", "healthcheck", "none")
+WATCHERS = ("cargo-watch", "watchexec")
 LOOPBACK = {"127.0.0.1": "127.0.0.1", "localhost": "127.0.0.1", "::1": "::1", "[::1]": "::1"}
 DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
 MOUNT_TYPES = ("bind", "volume", "tmpfs")
@@ -121,6 +122,9 @@ class Options:
     cargo_args: t.List[str] = field(default_factory=list)
     watch_delay: float = 0.1
     watch_ignore: t.List[str] = field(default_factory=list)
+    watcher: str = "cargo-watch"
+    poll: bool = False
+    poll_interval: t.Any = "500ms"
     ready: t.Any = "port"
     env: JsonDict = field(default_factory=dict)
     labels: JsonDict = field(default_factory=dict)
@@ -259,6 +263,9 @@ def validate_scalars(opts: Options) -> None:
     _check_port(opts.port_base, "port_base")
     if opts.watch_delay < 0:
         raise ValueError(f"watch_delay: {opts.watch_delay} must be >= 0 seconds")
+    if opts.watcher not in WATCHERS:
+        raise ValueError(f"watcher: '{opts.watcher}' is not one of {', '.join(WATCHERS)}")
+    poll_seconds(opts.poll_interval)
     if not os.path.isabs(opts.state_dir):
         raise ValueError(f"state_dir: '{opts.state_dir}' must be an absolute path on the Docker host")
     _check_globs(opts.watch_ignore, "watch_ignore")
@@ -579,13 +586,42 @@ def _delay(seconds: float) -> str:
     return format(float(seconds), "g")
 
 
-def watch_command(delay: float, paths: t.Sequence[str], ignore: t.Sequence[str], shell: t.List[str]) -> t.List[str]:
-    command = ["cargo", "watch", "--delay", _delay(delay)]
+DURATION_RE = re.compile(r"^(?P<number>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>ms|s)?$")
+POLL_LIMITS = (0.05, 60.0)
+
+
+def poll_seconds(value: t.Any) -> float:
+    """``500ms``, ``2s`` or a number of seconds."""
+    match = None if isinstance(value, bool) else DURATION_RE.match(str(value).strip())
+    seconds = float(match.group("number")) / (1000 if match.group("unit") == "ms" else 1) if match else -1.0
+    if not POLL_LIMITS[0] <= seconds <= POLL_LIMITS[1]:
+        raise ValueError(f"poll_interval: '{value}' is not a polling interval; use 50ms to 60s, e.g. 500ms or 2s")
+    return seconds
+
+
+def watch_command(watcher: str, delay: float, paths: t.Sequence[str], ignore: t.Sequence[str],
+                  shell: str, origin: str) -> t.List[str]:
+    """The watcher's argv: a build (the ``sh -c`` text ``shell``) at start and after each change.
+
+    ``paths`` and the ``ignore`` globs are absolute, under ``origin`` (the project's directory).
+    """
+    if watcher == "watchexec":
+        # cargo-watch's behaviour: a change during a build restarts the build; no event list in the environment.
+        # watchexec anchors a glob starting with / at the project origin, not at the file system's root.
+        command = ["watchexec", "--debounce", f"{round(delay * 1000)}ms", "--on-busy-update", "restart",
+                   "--emit-events-to", "none", "--shell", "sh", "--project-origin", origin]
+        ignore = [glob[len(origin):] for glob in ignore]
+    else:
+        command = ["cargo", "watch", "--delay", _delay(delay)]
     for path in paths:
         command += ["-w", path]
     for glob in ignore:
         command += ["-i", glob]
-    return command + ["-s", shlex.join(shell)]
+    return command + ([shell] if watcher == "watchexec" else ["-s", shell])
+
+
+def mirrored(path: str, source_dir: str, mirror: str) -> str:
+    return mirror + path[len(source_dir):]
 
 
 def manifest(source_dir: str, root: str) -> str:
@@ -674,6 +710,10 @@ def render(project_dir: str, roots: t.Sequence[ws.Root], params: t.Mapping[str, 
             container_name(project, n) for n in enabled}:
         raise ValueError(f"services: in mode shared_builder a service named 'builder' clashes with the "
                          f"builder container {project}-builder; rename the binary or use mode per_service")
+    if opts.mode == "per_service" and opts.poll and container_name(project, "poller") in {
+            container_name(project, n) for n in enabled}:
+        raise ValueError(f"services: with poll in mode per_service a service named 'poller' clashes with the "
+                         f"poller container {project}-poller; rename the binary or use mode shared_builder")
     check_references(settings, enabled)
     order = start_order(settings, enabled)
     container_ports = {n: settings[n].port or opts.container_port for n in enabled}
@@ -695,10 +735,12 @@ def render(project_dir: str, roots: t.Sequence[ws.Root], params: t.Mapping[str, 
             shared = rendered[target]["container"]
             shared["published_ports"] = shared["published_ports"] + [p.as_dict() for p in ports[name]]
             rendered[name]["address"] = _address(ports[name])
-    builder = None
+    builder = poller = None
     if opts.mode == "shared_builder":
         builder = ctx.builder([by_name[n] for n in enabled], [w for n in enabled for w in rendered[n]["watch"]])
-    containers = ([builder] if builder else []) + [rendered[n]["container"] for n in order]
+    elif opts.poll:
+        poller = ctx.poller([w for n in enabled for w in rendered[n]["watch"]])
+    containers = [c for c in (builder, poller) if c] + [rendered[n]["container"] for n in order]
     return {
         "project": project,
         "project_dir": project_dir,
@@ -799,8 +841,7 @@ class _Context:
         if self.opts.mode == "per_service":
             env["CARGOHOLD_BUILD_STATE"] = state
             env["CARGOHOLD_OWN_BUILD"] = "1"
-            watcher = watch_command(self.opts.watch_delay, watch, ignore,
-                                    build_command(service, source, self.opts.cargo_args))
+            watcher = self.watcher(watch, ignore, shlex.join(build_command(service, source, self.opts.cargo_args)))
         else:
             env["CARGOHOLD_BUILD_STATE"] = posixpath.join(STATE_MOUNT, "builder")
             watcher = []
@@ -861,18 +902,53 @@ class _Context:
         env.update(self.global_env)
         build = builder_build(services, source, roots, self.opts.cargo_args)
         shell = " ".join(part if part == "&&" else shlex.quote(part) for part in build)
-        command = ["cargo", "watch", "--delay", _delay(self.opts.watch_delay)]
-        for path in paths:
-            command += ["-w", path]
-        for glob in self.opts.watch_ignore:
-            command += ["-i", posixpath.join(source, glob)]
+        # The only watcher of the project also hosts the poller.
+        command = self.watcher(paths, [posixpath.join(source, g) for g in self.opts.watch_ignore], shell, scan=paths)
         container = self._container(
             name=f"{self.project}-builder", role="builder", service=None,
-            command=command + ["-s", shell], env=env, working_dir=source,
+            command=command, env=env, working_dir=source,
         )
         container["published_ports"] = []
         container["extra"] = {}
         return container
+
+    def poller(self, watch: t.Sequence[str]) -> JsonDict:
+        """In mode per_service, one container polls for every service's watcher."""
+        source = self.dirs[0]
+        container = self._container(
+            name=f"{self.project}-poller", role="poller", service=None,
+            command=self.poll_args(watch_paths(watch, source, self.roots)), env={}, working_dir=source,
+        )
+        container["published_ports"] = []
+        container["extra"] = {}
+        return container
+
+    def mirror(self) -> str:
+        return posixpath.join(self.dirs[2], "cargohold-poll", self.project)
+
+    def watcher(self, paths: t.Sequence[str], ignore: t.Sequence[str], shell: str,
+                scan: t.Sequence[str] = ()) -> t.List[str]:
+        """The watcher's argv. Polling, it watches the mirror the poller keeps on the cache volume (where inotify
+        works), with its ignore globs moved there; with ``scan``, it runs the poller itself too."""
+        source = self.dirs[0]
+        if not self.opts.poll:
+            return watch_command(self.opts.watcher, self.opts.watch_delay, paths, ignore, shell, source)
+        mirror = self.mirror()
+        return self.poll_args(scan) + watch_command(
+            self.opts.watcher, self.opts.watch_delay, [mirrored(p, source, mirror) for p in paths],
+            [mirrored(g, source, mirror) for g in ignore], shell, mirror)
+
+    def poll_args(self, scan: t.Sequence[str]) -> t.List[str]:
+        source = self.dirs[0]
+        command = ["cargohold-poll", "--source", source, "--mirror", self.mirror()]
+        if scan:
+            command += ["--interval", _delay(poll_seconds(self.opts.poll_interval))]
+            for path in scan:
+                command += ["--scan", path]
+            # A target dir of builds on the host: thousands of files no watcher looks at.
+            for root in self.roots:
+                command += ["--prune", posixpath.normpath(posixpath.join(source, root, "target"))]
+        return command
 
     def _working_dir(self, service: ws.Service, working_dir: t.Optional[str]) -> str:
         source = self.dirs[0]

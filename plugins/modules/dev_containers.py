@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: dev_containers
 short_description: Converge, wait for, report or remove all containers of a dev stack in one pass
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Takes the plan that M(cargohold.devenv.workspace_services) computed (containers, network, start order,
     readiness, state directory) and talks to the Docker Engine API once for the whole project, not once per
@@ -20,8 +20,16 @@ description:
   - The wait reads the state files each container's supervisor (C(cargohold-run)) writes on the Docker host,
     so it fails at once, with the compiler's error or the service's last log lines, when a build fails or a
     service exits, instead of running into the timeout.
-  - O(state=status) reports every service in one call. O(state=absent) stops and removes every container of
-    the project concurrently and removes its network; volumes are never touched.
+  - O(state=status) reports every service in one call (with O(log_lines), their last log lines too; with
+    O(wait=true), it waits until they are ready first, changing nothing). O(state=absent) stops and removes every
+    container of the project concurrently and removes its network; volumes are never touched.
+  - O(state=restarted) restarts the containers of O(services) (the supervisor, the watcher and the service
+    process) and waits until those services are ready again. O(state=rebuilt) first removes the build
+    artifacts of their packages (C(cargo clean -p)), so that their binaries are built afresh, then restarts them
+    (and the builder in mode C(shared_builder)) and waits.
+  - The action plugin of the same name does the waiting in short steps (O(wait_step)) and prints a progress line
+    for the whole stack every few seconds (crates compiled of total, from cargo's own progress bar; which
+    services wait for what), and prints a failure (a compiler error with its file and line) as text.
 author:
   - cargohold developers (@cargohold)
 extends_documentation_fragment:
@@ -30,7 +38,8 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: The decisions are the real run's; nothing is created, started, removed or waited for.
+    details: The decisions are the real run's; nothing is created, started, restarted, cleaned, removed or
+      waited for.
   diff_mode:
     support: full
     details: One line per container with what would happen to it.
@@ -49,18 +58,38 @@ options:
   state:
     description:
       - V(present) converges and (with O(wait)) waits; V(status) only reports; V(absent) removes the containers
-        and the network.
+        and the network; V(restarted) restarts the containers of O(services); V(rebuilt) builds their binaries
+        afresh and restarts them.
     type: str
-    choices: [present, status, absent]
+    choices: [present, status, absent, restarted, rebuilt]
     default: present
+  services:
+    description:
+      - The services that O(state=restarted), O(state=rebuilt), O(state=status) and the wait act on, by service
+        name. Empty means every service.
+    type: list
+    elements: str
+    default: []
   wait:
-    description: With O(state=present), wait until every service (not tools) is ready.
+    description:
+      - Wait until every service of O(services) (not tools) is ready. The default is V(true) for
+        O(state=present), V(restarted) and V(rebuilt), V(false) for O(state=status).
     type: bool
-    default: true
   wait_timeout:
     description: Seconds to wait for readiness before failing with each service's state.
     type: int
     default: 900
+  wait_step:
+    description:
+      - Return after waiting this many seconds even if not every service is ready yet, with C(ready=false)
+        (the action plugin calls the module again and prints progress in between). V(0) waits up to
+        O(wait_timeout) in one call.
+    type: float
+    default: 0
+  log_lines:
+    description: With O(state=status), also return the last this many lines of each service's container log.
+    type: int
+    default: 0
   recreate:
     description: Service names whose containers are recreated even when unchanged.
     type: list
@@ -115,11 +144,18 @@ removed:
   sample: [shop-old]
 services:
   description: One row per service with C(service), C(status) (serving, starting, building, build failed,
-    crashed, exited, stopped, missing), C(address), C(detail), C(ready) and C(failed).
-  returned: always
+    crashed, exited, stopped, missing), C(address), C(container), C(detail), C(progress) (what a running
+    build does, from cargo's progress bar), C(ready), C(failed), and with O(log_lines) C(logs).
+  returned: success
   type: list
   elements: dict
-  sample: [{service: api, status: serving, address: "127.0.0.1:8080", detail: "", ready: true, failed: false}]
+  sample: [{service: api, status: serving, address: "127.0.0.1:8080", container: shop-api, detail: "",
+            progress: null, ready: true, failed: false}]
+ready:
+  description: Whether every waited-for service is ready (false when O(wait_step) ended a wait early).
+  returned: always
+  type: bool
+  sample: true
 seconds:
   description: Seconds spent waiting for readiness.
   returned: always
@@ -139,6 +175,7 @@ from ansible_collections.community.docker.plugins.module_utils.common_api import
 from ansible_collections.community.docker.plugins.module_utils._api.errors import APIError, DockerException, NotFound
 
 from ansible_collections.cargohold.devenv.plugins.module_utils import _docker as dk
+from ansible_collections.cargohold.devenv.plugins.module_utils import _progress as pg
 from ansible_collections.cargohold.devenv.plugins.module_utils._plan import user_words
 
 WORKERS = 4
@@ -194,19 +231,34 @@ class Stack:
     def build_dir(self, service: str) -> str:
         return "builder" if self.plan.get("builder") else service
 
-    def rows(self, entries: list) -> list:
+    def rows(self, entries: list, only: tuple = (), log_lines: int = 0) -> list:
         by_name = {n: e for e in entries for n in dk.container_names(e)}
         rows = []
         for name in sorted(self.services):
+            if only and name not in only:
+                continue
             service = self.services[name]
             build_dir = self.build_dir(name)
             build = dk.parse_state_line(self.read(build_dir, "build"))
             log = {"building": "build.log.partial", "failed": "build.log"}.get(build.get("state"))
             log = self.read(build_dir, log) if log else ""
-            rows.append(dk.service_status(
-                service, by_name.get(service["container"]["name"]),
-                dk.parse_state_line(self.read(name, "run")), build, log))
+            progress = pg.describe(log, self.read(build_dir, "progress")) if build.get("state") == "building" else None
+            row = dk.service_status(service, by_name.get(service["container"]["name"]),
+                                    dk.parse_state_line(self.read(name, "run")), build, log, progress)
+            row["container"] = service["container"]["name"]
+            row["progress"] = progress if row["status"] == "building" else None
+            if log_lines:
+                row["logs"] = self.logs(row["container"], log_lines)
+            rows.append(row)
         return rows
+
+    def selected(self, services: list) -> tuple:
+        """The service names asked for, checked: all of them when none are named."""
+        unknown = [s for s in services if s not in self.services]
+        if unknown:
+            raise StackError(f"service: {', '.join(unknown)} is not a service of {self.project}; its services: "
+                             f"{', '.join(sorted(self.services))}")
+        return tuple(dict.fromkeys(services)) or tuple(sorted(self.services))
 
     def prepare_state(self, services: list) -> None:
         """State dirs owned by the container user; stale state of containers about to start is dropped."""
@@ -220,7 +272,7 @@ class Stack:
                 self.forget(name)
 
     def forget(self, service: str) -> None:
-        for stale in ("run", "build", "build.log"):
+        for stale in ("run", "build", "build.log", "progress"):
             try:
                 os.unlink(os.path.join(self.plan["state_dir"], service, stale))
             except FileNotFoundError:
@@ -259,6 +311,16 @@ class Stack:
             self.client.post_call("/containers/{0}/start", action["id"])
         elif kind == "restart":
             self.client.post_call("/containers/{0}/restart", action["id"], params={"t": 3})
+
+    def exec(self, container: str, argv: list) -> tuple:
+        """(exit code, output) of a command run in a running container, as its user, in its working dir."""
+        created = self.client.post_json_to_json("/containers/{0}/exec", container, data={
+            "AttachStdin": False, "AttachStdout": True, "AttachStderr": True, "Tty": False, "Cmd": argv})
+        stdout, stderr = self.client.post_json_to_stream("/exec/{0}/start", created["Id"],
+                                                         data={"Tty": False, "Detach": False},
+                                                         stream=False, tty=False, demux=True)
+        code = self.client.get_json("/exec/{0}/json", created["Id"]).get("ExitCode")
+        return code, ((stdout or b"") + (stderr or b"")).decode("utf-8", "replace")
 
 
 def demux(raw: bytes) -> bytes:
@@ -306,7 +368,7 @@ def bindable(ip: str, port: int, proto: str) -> bool:
     return True
 
 
-def converge(stack: Stack, module, wait: bool, timeout: int, recreate: list) -> dict:
+def converge(stack: Stack, module, wait: bool, timeout: int, recreate: list, step: float = 0) -> dict:
     plan = stack.plan
     planned = [(c["name"], dk.create_body(c)) for c in plan["containers"]]
     bodies = dict(planned)
@@ -342,6 +404,7 @@ def converge(stack: Stack, module, wait: bool, timeout: int, recreate: list) -> 
     }
     if module.check_mode:
         result["services"] = stack.rows(existing)
+        result["ready"] = all_ready(result["services"])
         result["seconds"] = 0.0
         return result
 
@@ -359,23 +422,36 @@ def converge(stack: Stack, module, wait: bool, timeout: int, recreate: list) -> 
         for wave in dk.waves(changes, needs):
             list(pool.map(lambda a: stack.apply(a, bodies[a["name"]], by_container.get(a["name"], "builder")), wave))
     started = time.monotonic()
-    result["services"] = wait_ready(stack, timeout) if wait else stack.rows(stack.list())
+    if wait:
+        result["services"], result["ready"] = wait_ready(stack, timeout, step=step)
+    else:
+        result["services"] = stack.rows(stack.list())
+        result["ready"] = all_ready(result["services"])
     result["seconds"] = round(time.monotonic() - started, 2)
     return result
 
 
-def wait_ready(stack: Stack, timeout: int) -> list:
-    """Poll every service at once until all are ready; fail at once on a failed build or a dead service."""
-    deadline = time.monotonic() + timeout
+def all_ready(rows: list) -> bool:
+    return all(r["ready"] for r in rows if r["kind"] != "tool")
+
+
+def wait_ready(stack: Stack, timeout: float, only: tuple = (), step: float = 0) -> tuple:
+    """(rows, ready): poll the services at once until all are ready, or (with step) for step seconds at most;
+    fail at once on a failed build or a dead service, and after timeout seconds."""
+    now = time.monotonic()
+    deadline = now + timeout
+    step_end = now + step if step else None
     while True:
         entries = stack.list()
-        rows = stack.rows(entries)
+        rows = stack.rows(entries, only)
         waited = [r for r in rows if r["kind"] != "tool"]
         failed = [r for r in waited if r["failed"] or r["status"] in ("stopped", "missing")]
         if failed:
             raise StackError(failure_report(stack, failed), rows)
         if all(r["ready"] for r in waited):
-            return rows
+            return rows, True
+        if step_end is not None and step_end < deadline and time.monotonic() > step_end:
+            return rows, False
         if time.monotonic() > deadline:
             waiting = [f"{r['service']} ({r['status']}{': ' + r['detail'] if r['detail'] else ''})"
                        for r in waited if not r["ready"]]
@@ -407,6 +483,75 @@ def failure_report(stack: Stack, failed: list) -> str:
     return "Not every service came up:\n" + "\n".join(parts)
 
 
+def clean_argv(service: dict, plan: dict) -> list:
+    """`cargo clean -p <package>` for the profile and target the service's binary is built for."""
+    container = service["container"]
+    source = next(m["target"] for m in container["mounts"]
+                  if m["type"] == "bind" and m.get("source") == plan["project_dir"])
+    target_dir = container["env"]["CARGO_TARGET_DIR"].rstrip("/")
+    parts = container["env"]["CARGOHOLD_BIN"][len(target_dir) + 1:].split("/")[:-1]  # [triple/]profile-dir
+    argv = ["cargo", "clean", "--manifest-path", os.path.normpath(os.path.join(source, service["root"], "Cargo.toml")),
+            "-p", service["package"]]
+    profile = parts[-1] if parts else "debug"
+    if profile == "release":
+        argv.append("--release")
+    elif profile != "debug":
+        argv += ["--profile", profile]
+    if len(parts) > 1:
+        argv += ["--target", parts[0]]
+    return argv
+
+
+def restart(stack: Stack, module, services: tuple, rebuild: bool, wait: bool, timeout: int, step: float) -> dict:
+    """Restart the containers of the services (rebuild: after cleaning their packages) and wait for them."""
+    entries = stack.list()
+    by_name = {n: e for e in entries for n in dk.container_names(e)}
+    containers = [stack.services[s]["container"]["name"] for s in services]
+    builder = (stack.plan.get("builder") or {}).get("name")
+    if rebuild and builder:
+        containers.insert(0, builder)
+    down = [c for c in containers if (by_name.get(c) or {}).get("State") != "running"]
+    if down:
+        raise StackError(f"service: {', '.join(down)} is not running; bring the stack up first (dev.yml), which "
+                         "starts what is stopped")
+    action = "rebuild" if rebuild else "restart"
+    result = {"changed": True, "removed": [], "seconds": 0.0,
+              "actions": [{"name": c, "action": action if c != builder else "restart",
+                           "reason": "asked for" if c != builder else "it builds the binaries"} for c in containers],
+              "diff": {"before": "".join(f"{c}: running\n" for c in containers),
+                       "after": "".join(f"{c}: {action}\n" for c in containers)}}
+    if module.check_mode:
+        result["services"] = stack.rows(entries)
+        result["ready"] = all_ready(result["services"])
+        return result
+    if rebuild:
+        cleaned = set()
+        for name in services:
+            service = stack.services[name]
+            if (service["root"], service["package"]) in cleaned:
+                continue
+            cleaned.add((service["root"], service["package"]))
+            code, output = stack.exec(service["container"]["name"], clean_argv(service, stack.plan))
+            if code != 0:
+                raise StackError(f"service: cargo clean of {service['package']} (for {name}) failed with exit "
+                                 f"code {code}; nothing was restarted:\n{output.strip()}")
+    for name in services + (("builder",) if rebuild and builder else ()):
+        stack.forget(name)
+    with ThreadPoolExecutor(WORKERS) as pool:
+        list(pool.map(lambda c: stack.client.post_call("/containers/{0}/restart", by_name[c]["Id"], params={"t": 3}),
+                      containers))
+    started = time.monotonic()
+    if wait:
+        rows, result["ready"] = wait_ready(stack, timeout, services, step)
+        others = stack.rows(stack.list())
+        result["services"] = [next((r for r in rows if r["service"] == o["service"]), o) for o in others]
+    else:
+        result["services"] = stack.rows(stack.list())
+        result["ready"] = all_ready([r for r in result["services"] if r["service"] in services])
+    result["seconds"] = round(time.monotonic() - started, 2)
+    return result
+
+
 def absent(stack: Stack, module) -> dict:
     existing = stack.list()
     network = stack.network_exists()
@@ -420,17 +565,22 @@ def absent(stack: Stack, module) -> dict:
             except NotFound:
                 pass
     return {"changed": bool(existing or network), "removed": names, "actions": [], "services": [],
-            "seconds": 0.0, "diff": {"before": "".join(f"{n}: present\n" for n in names),
-                                     "after": "".join(f"{n}: absent\n" for n in names)}}
+            "ready": False, "seconds": 0.0,
+            "diff": {"before": "".join(f"{n}: present\n" for n in names),
+                     "after": "".join(f"{n}: absent\n" for n in names)}}
 
 
 def main() -> None:
     client = AnsibleDockerClient(
         argument_spec=dict(
             plan=dict(type="dict", required=True),
-            state=dict(type="str", choices=["present", "status", "absent"], default="present"),
-            wait=dict(type="bool", default=True),
+            state=dict(type="str", choices=["present", "status", "absent", "restarted", "rebuilt"],
+                       default="present"),
+            services=dict(type="list", elements="str", default=[]),
+            wait=dict(type="bool"),
             wait_timeout=dict(type="int", default=900),
+            wait_step=dict(type="float", default=0),
+            log_lines=dict(type="int", default=0),
             recreate=dict(type="list", elements="str", default=[]),
             names=dict(type="dict", default={}),
         ),
@@ -440,14 +590,28 @@ def main() -> None:
     module = client.module
     params = module.params
     stack = Stack(client, params["plan"], params["names"])
+    state = params["state"]
+    wait = params["wait"] if params["wait"] is not None else state != "status"
     try:
-        if params["state"] == "absent":
+        if state == "absent":
             result = absent(stack, module)
-        elif params["state"] == "status":
-            result = {"changed": False, "actions": [], "removed": [], "seconds": 0.0,
-                      "services": stack.rows(stack.list())}
+        elif state == "status":
+            only = stack.selected(params["services"]) if params["services"] else ()
+            if wait and not module.check_mode:
+                started = time.monotonic()
+                rows, ready = wait_ready(stack, params["wait_timeout"], only, params["wait_step"])
+                rows = stack.rows(stack.list(), only, params["log_lines"]) if params["log_lines"] else rows
+                seconds = round(time.monotonic() - started, 2)
+            else:
+                rows, seconds = stack.rows(stack.list(), only, params["log_lines"]), 0.0
+                ready = all_ready(rows)
+            result = {"changed": False, "actions": [], "removed": [], "seconds": seconds, "services": rows,
+                      "ready": ready}
+        elif state in ("restarted", "rebuilt"):
+            result = restart(stack, module, stack.selected(params["services"]), state == "rebuilt", wait,
+                             params["wait_timeout"], params["wait_step"])
         else:
-            result = converge(stack, module, params["wait"], params["wait_timeout"], params["recreate"])
+            result = converge(stack, module, wait, params["wait_timeout"], params["recreate"], params["wait_step"])
         if not module._diff:
             result.pop("diff", None)
         module.exit_json(**result)

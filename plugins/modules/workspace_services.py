@@ -21,7 +21,7 @@ description:
   - Every container runs C(cargohold-run) (from the dev image), which supervises the service binary - it
     restarts it when a new build replaces it or, with backoff, when it crashes, and writes its state to the
     project's state directory on the Docker host. In O(mode=per_service) the container also runs
-    C(cargo watch) over the service's package, its local path dependencies (transitively, build dependencies
+    the O(watcher) over the service's package, its local path dependencies (transitively, build dependencies
     included, dev-dependencies not) and its root's C(Cargo.toml) and C(Cargo.lock), building only its binary.
     In O(mode=shared_builder) one builder container builds all binaries of all roots.
   - The module never talks to Docker and changes nothing, except the O(dest) file when that is set.
@@ -85,8 +85,8 @@ options:
     choices: [per_service, shared_builder]
     default: per_service
   image:
-    description: Dev image reference used for every container. It must provide cargo, C(cargo-watch) and
-      C(cargohold-run).
+    description: Dev image reference used for every container. It must provide cargo, the O(watcher),
+      C(cargohold-run) and, with O(poll), C(cargohold-poll).
     type: str
     required: true
   network:
@@ -148,7 +148,8 @@ options:
     elements: str
     default: []
   watch_delay:
-    description: Seconds C(cargo watch) waits after a change before rebuilding (C(--delay)).
+    description: Seconds the watcher waits after a change before rebuilding (C(cargo watch --delay),
+      C(watchexec --debounce)).
     type: float
     default: 0.1
   watch_ignore:
@@ -158,6 +159,26 @@ options:
     type: list
     elements: str
     default: []
+  watcher:
+    description:
+      - The file watcher that runs the builds, V(cargo-watch) or V(watchexec); the dev image must provide it.
+      - V(cargo-watch) (C(cargo watch)) had its final release; V(watchexec) is the maintained alternative. Both
+        watch the same paths with the same ignore globs, and a change during a build restarts the build.
+    type: str
+    default: cargo-watch
+  poll:
+    description:
+      - Poll the source tree instead of relying on inotify events, which bind mounts from Docker Desktop (macOS,
+        Windows), WSL2 on C(/mnt) and network file systems do not deliver.
+      - One poller per project (in the builder in mode V(shared_builder), else in a C(<project>-poller)
+        container) lists the watched paths every O(poll_interval) and replays each change in a mirror tree on
+        the cache volume; the watchers watch the mirror, so what rebuilds stays the same.
+    type: bool
+    default: false
+  poll_interval:
+    description: How often O(poll) lists the source tree, for example V(500ms) or V(2s) (50ms to 60s).
+    type: str
+    default: 500ms
   ready:
     description: The readiness check of every service without its own C(ready) (see O(services)).
     type: raw
@@ -413,7 +434,7 @@ builder:
   type: dict
   sample: null
 containers:
-  description: Every container definition (builder first) in start order.
+  description: Every container definition (the builder, or with O(poll) the poller, first) in start order.
   returned: success
   type: list
   elements: dict
@@ -459,6 +480,10 @@ ARGUMENT_SPEC = dict(
     cargo_args=dict(type="list", elements="str", default=[]),
     watch_delay=dict(type="float", default=0.1),
     watch_ignore=dict(type="list", elements="str", default=[]),
+    # Checked by the plan, whose error names the variable the user set (names).
+    watcher=dict(type="str", default="cargo-watch"),
+    poll=dict(type="bool", default=False),
+    poll_interval=dict(type="str", default="500ms"),
     ready=dict(type="raw", default="port"),
     env=dict(type="dict", default={}),
     labels=dict(type="dict", default={}),

@@ -85,3 +85,30 @@ def test_build_state_defaults_to_the_target_dir(fake: Path) -> None:
     log = (stale / "build.log").read_text(encoding="utf-8")
     assert log.startswith("color=always args=build\n"), "CARGO_TERM_COLOR from the caller wins"
     assert not (stale / "build.log.partial").exists()
+
+
+PROGRESS_CARGO = """#!/usr/bin/env bash
+printf ' Downloading 2 crates              \\r'
+printf '  Downloaded serde v1.0.0\\n'
+printf '    Building [=>     ] 1/3: serde                \\r'
+cat "$CARGOHOLD_BUILD_STATE/progress" > "$FAKE_SEEN/progress-during"
+printf '          \\r   Compiling api v0.1.0\\n'
+printf '    Building [===>   ] 2/3: api(bin)             \\r'
+sleep 0.2
+cat "$CARGOHOLD_BUILD_STATE/progress" > "$FAKE_SEEN/progress-later"
+printf '    Finished `dev` profile\\n'
+"""
+
+
+def test_progress_bar_goes_to_its_own_file(fake: Path) -> None:
+    (fake / "bin" / "cargo").write_text(PROGRESS_CARGO, encoding="utf-8")
+    state = fake / "state"
+    result = run_build(fake, "build", CARGOHOLD_BUILD_STATE=str(state))
+    assert result.returncode == 0, result.stderr
+    assert (fake / "seen" / "progress-later").read_text(encoding="utf-8").rstrip() == "    Building [===>   ] 2/3: api(bin)"
+    assert (fake / "seen" / "progress-during").read_text(encoding="utf-8").rstrip() in (
+        "", "    Building [=>     ] 1/3: serde", " Downloading 2 crates"), "a whole bar or none yet (a pipe away)"
+    log = (state / "build.log").read_text(encoding="utf-8")
+    assert log == "  Downloaded serde v1.0.0\n   Compiling api v0.1.0\n    Finished `dev` profile\n"
+    assert result.stdout == log, "docker logs shows the messages without the bars"
+    assert not (state / "progress").exists(), "only while cargo runs"

@@ -178,6 +178,12 @@ ERROR_CASES = [
     ("bad-image", dict(image="dev latest"), ["image:"]),
     ("missing-image", dict(image=""), ["image:", "required"]),
     ("negative-delay", dict(watch_delay=-1.0), ["watch_delay"]),
+    ("bad-watcher", dict(watcher="bacon"), ["watcher: 'bacon'", "cargo-watch, watchexec"]),
+    ("poll-interval-unit", dict(poll=True, poll_interval="5 min"), ["poll_interval: '5 min'", "500ms"]),
+    ("poll-interval-too-short", dict(poll=True, poll_interval="10ms"), ["poll_interval: '10ms'", "50ms to 60s"]),
+    ("poll-interval-bool", dict(poll=True, poll_interval=True), ["poll_interval:"]),
+    ("poller-name-clash", dict(roots=one(package("poller", "p")), poll=True),
+     ["services:", "'poller'", "shared_builder"]),
     ("reserved-label", dict(labels={"io.cargohold.role": "x"}), ["labels:", "io.cargohold.role", "reserved"]),
     ("bad-env-name", dict(env={"A=B": "1"}), ["env:", "'A=B'"]),
     ("env-nested-value", dict(services={"api": {"env": {"A": {"b": 1}}}}), ["services.api.env", "'A'"]),
@@ -1147,3 +1153,93 @@ def test_shape_helpers_match_their_readme() -> None:
     assert [r.rel for r in shape_single()[1]] == ["."]
     assert [r.has_lockfile for r in shape_nolock()[1]] == [False]
     assert {s.name for s in ws.discover_services(shape_buildrs()[1])} == {"backend", "gateway"}
+
+
+# --------------------------------------------------------------------------
+# Watchers and polling
+# --------------------------------------------------------------------------
+
+def test_default_watcher_commands_are_unchanged() -> None:
+    """cargo-watch without polling: the commands of existing stacks, so that nothing is recreated."""
+    api = by_name(render())["api"]["container"]["command"]
+    assert api[:api.index("--")] == [
+        "cargohold-run", "cargo", "watch", "--delay", "0.1", "-w", "/workspace/Cargo.lock",
+        "-w", "/workspace/Cargo.toml", "-w", "/workspace/crates/common", "-w", "/workspace/services/api",
+        "-s", "cargohold-build build --manifest-path /workspace/Cargo.toml -p api --bin api"]
+    result = render(mode="shared_builder", watch_ignore=["x/*.rs"])
+    assert result["builder"]["command"][:4] == ["cargo", "watch", "--delay", "0.1"]
+    assert result["builder"]["command"][-4:-2] == ["-i", "/workspace/x/*.rs"]
+    assert [c["labels"]["io.cargohold.role"] for c in result["containers"]].count("poller") == 0
+
+
+def test_watchexec_command_per_service_and_builder() -> None:
+    api = by_name(render(watcher="watchexec", watch_delay=0.25, watch_ignore=["gen/*.rs"]))["api"]
+    command = api["container"]["command"]
+    watcher = command[1:command.index("--")]
+    assert watcher == [
+        "watchexec", "--debounce", "250ms", "--on-busy-update", "restart", "--emit-events-to", "none",
+        "--shell", "sh", "--project-origin", "/workspace", "-w", "/workspace/Cargo.lock", "-w", "/workspace/Cargo.toml",
+        "-w", "/workspace/crates/common", "-w", "/workspace/services/api", "-i", "/gen/*.rs",
+        "cargohold-build build --manifest-path /workspace/Cargo.toml -p api --bin api"]
+    builder = render(watcher="watchexec", mode="shared_builder")["builder"]["command"]
+    assert builder[0] == "watchexec" and builder[-1].startswith("cargohold-build build ")
+    assert "-s" not in builder
+
+
+@pytest.mark.parametrize("watcher", ["cargo-watch", "watchexec"])
+def test_poll_per_service_one_poller_and_watchers_on_the_mirror(watcher: str) -> None:
+    result = render(poll=True, poll_interval="2s", watcher=watcher, watch_ignore=["gen/*.rs"],
+                    services={"api": {"watch_ignore": ["services/api/out.txt"]}})
+    mirror = "/cargo-cache/cargohold-poll/ws"
+    pollers = [c for c in result["containers"] if c["labels"]["io.cargohold.role"] == "poller"]
+    assert len(pollers) == 1 and result["containers"][0] is pollers[0], "one poller, started first"
+    poller = pollers[0]
+    assert poller["name"] == "ws-poller" and poller["published_ports"] == [] and poller["restart_policy"]
+    assert poller["command"] == [
+        "cargohold-poll", "--source", "/workspace", "--mirror", mirror, "--interval", "2",
+        "--scan", "/workspace/Cargo.lock", "--scan", "/workspace/Cargo.toml", "--scan", "/workspace/crates/common",
+        "--scan", "/workspace/services/api", "--scan", "/workspace/services/auth",
+        "--scan", "/workspace/services/billing", "--prune", "/workspace/target"]
+    api = by_name(result)["api"]
+    assert api["watch"][-1] == "/workspace/services/api", "the plan still names the source paths"
+    command = api["container"]["command"]
+    watcher_argv = command[1:command.index("--")]
+    assert watcher_argv[:5] == ["cargohold-poll", "--source", "/workspace", "--mirror", mirror]
+    assert "--scan" not in watcher_argv and "--interval" not in watcher_argv, "a service's watcher does not poll"
+    watched = [watcher_argv[i + 1] for i, a in enumerate(watcher_argv) if a == "-w"]
+    assert watched == [f"{mirror}/Cargo.lock", f"{mirror}/Cargo.toml", f"{mirror}/crates/common",
+                       f"{mirror}/services/api"]
+    ignored = [watcher_argv[i + 1] for i, a in enumerate(watcher_argv) if a == "-i"]
+    if watcher == "watchexec":
+        assert watcher_argv[watcher_argv.index("--project-origin") + 1] == mirror
+        assert ignored == ["/gen/*.rs", "/services/api/out.txt"], "anchored at the project origin: the mirror"
+    else:
+        assert ignored == [f"{mirror}/gen/*.rs", f"{mirror}/services/api/out.txt"]
+    assert watcher_argv[5] == ("watchexec" if watcher == "watchexec" else "cargo")
+
+
+def test_poll_shared_builder_polls_in_the_builder() -> None:
+    result = render(poll=True, mode="shared_builder", cache_dir="/cache", project="shop")
+    assert [c["labels"]["io.cargohold.role"] for c in result["containers"]].count("poller") == 0
+    command = result["builder"]["command"]
+    mirror = "/cache/cargohold-poll/shop"
+    assert command[:7] == ["cargohold-poll", "--source", "/workspace", "--mirror", mirror, "--interval", "0.5"]
+    scanned = [command[i + 1] for i, a in enumerate(command) if a == "--scan"]
+    watched = [command[i + 1] for i, a in enumerate(command) if a == "-w"]
+    assert [pl.mirrored(p, "/workspace", mirror) for p in scanned] == watched
+    assert command[command.index("cargo"):][:2] == ["cargo", "watch"]
+    for service in result["services"]:
+        assert service["container"]["command"][:2] == ["cargohold-run", "--"], "services only run binaries"
+
+
+@pytest.mark.parametrize("value, seconds", [("500ms", 0.5), ("2s", 2.0), ("0.25", 0.25), (1, 1.0), ("50ms", 0.05),
+                                            ("60s", 60.0), (" 750 ms ", 0.75)])
+def test_poll_interval(value: t.Any, seconds: float) -> None:
+    assert pl.poll_seconds(value) == seconds
+
+
+def test_poll_off_ignores_the_interval() -> None:
+    """An unused interval is still checked (a typo is caught before it matters), but changes nothing."""
+    assert render(poll_interval="2s") == render()
+    with pytest.raises(ValueError, match="^poll_interval:"):
+        render(poll_interval="soon")

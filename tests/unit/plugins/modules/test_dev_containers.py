@@ -188,4 +188,43 @@ def test_rows_building_shows_the_running_builds_progress(tmp_path: Path) -> None
                       "api/build.log.partial": "   Compiling serde v1.0.0\n   Compiling api v0.1.0 (/workspace/api)\n"})
     (row,) = [r for r in _stack(tmp_path).rows(RUNNING) if r["service"] == "api"]
     assert row["status"] == "building"
-    assert row["detail"] == "serving the last build; Compiling api v0.1.0 (/workspace/api)"
+    assert row["detail"] == "serving the last build; compiling api"
+    assert row["progress"] == "compiling api"
+    assert row["container"] == "ws-api"
+
+
+def test_rows_building_reads_cargos_progress_bar(tmp_path: Path) -> None:
+    _write(tmp_path, {"api/build": "building 5", "api/build.log.partial": "   Compiling serde v1.0.0\n",
+                      "api/progress": "    Building [=====>      ] 34/50: tokio, hyper(build)          \n"})
+    rows = _stack(tmp_path).rows(RUNNING, only=("api",))
+    assert [(r["service"], r["status"], r["detail"], r["progress"]) for r in rows] == [
+        ("api", "building", "compiled 34/50 (tokio, hyper(build))", "compiled 34/50 (tokio, hyper(build))")]
+
+
+def test_rows_progress_only_while_building(tmp_path: Path) -> None:
+    _write(tmp_path, {"api/run": "ready since=1 ready=1", "api/build": "ok 5 10",
+                      "api/progress": "    Building [=====>      ] 34/50: tokio\n"})
+    (row,) = _stack(tmp_path).rows(RUNNING, only=("api",))
+    assert (row["status"], row["progress"]) == ("serving", None)
+
+
+def test_selected_names_every_service_or_refuses_unknown_ones(tmp_path: Path) -> None:
+    stack = _stack(tmp_path)
+    assert stack.selected([]) == ("api", "cli")
+    assert stack.selected(["cli", "api", "cli"]) == ("cli", "api")
+    with pytest.raises(dc.StackError, match=r"^service: apx is not a service of .*; its services: api, cli$"):
+        stack.selected(["apx"])
+
+
+@pytest.mark.parametrize("cargo_args, expected", [
+    ([], []),
+    (["--release"], ["--release"]),
+    (["--profile", "fast"], ["--profile", "fast"]),
+    (["--profile=dev"], []),
+    (["--target", "x86_64-unknown-linux-musl", "--release"], ["--release", "--target", "x86_64-unknown-linux-musl"]),
+])
+def test_clean_argv_cleans_the_profile_and_target_the_binary_is_built_for(cargo_args: list, expected: list) -> None:
+    result = plan([cargo_root(".", package("api", "api"), package("worker", "jobs"))], cargo_args=cargo_args)
+    (worker,) = [s for s in result["services"] if s["name"] == "worker"]
+    assert dc.clean_argv(worker, result) == ["cargo", "clean", "--manifest-path", "/workspace/Cargo.toml",
+                                             "-p", "worker"] + expected
