@@ -212,6 +212,22 @@ def parse_metadata(raw: t.Any) -> JsonDict:
     return raw
 
 
+def packages(root: Root) -> t.List[JsonDict]:
+    """The root's workspace members: name, version, and where each target's source is, relative to the Cargo
+    root (what ``cargo chef prepare`` records of a package besides its manifest)."""
+    meta = root.metadata or {}
+    by_id = _packages_by_id(meta)
+    base = meta.get("workspace_root") or root.path
+    result = []
+    for member in meta.get("workspace_members") or []:
+        package = by_id[member]
+        targets = sorted(posixpath.relpath(tg["src_path"], base) for tg in package.get("targets") or []
+                         if tg.get("src_path"))
+        result.append({"root": root.rel, "name": package["name"], "version": package.get("version", ""),
+                       "targets": targets})
+    return sorted(result, key=lambda p: (p["root"], p["name"]))
+
+
 def check_workspace_root(metadata: JsonDict, root: str, ran_cargo: bool,
                          isfile: t.Callable[[str], bool] = os.path.isfile) -> None:
     """Make sure the metadata describes the Cargo root at ``root``.

@@ -305,6 +305,13 @@ roots:
   type: list
   elements: dict
   sample: [{path: orders, lockfile: true}, {path: payments, lockfile: false}]
+packages:
+  description: Every workspace member of every root, with its version and its targets' source files relative to
+    its Cargo root.
+  returned: success, unless O(roots_only)
+  type: list
+  elements: dict
+  sample: [{root: ., name: api, version: 0.1.0, targets: [services/api/src/main.rs]}]
 lockfiles_missing:
   description: Roots without a C(Cargo.lock); the C(dev_services) role generates each once before any service starts.
   returned: success
@@ -590,6 +597,7 @@ def render(module: AnsibleModule) -> dict:
     plan = pl.render(root, roots, params, list(dk.DOCKER_OPTIONS))
     for container in plan["containers"]:
         dk.create_body(container)  # every container option converts, or the plan fails here
+    plan["packages"] = [p for r in roots for p in ws.packages(r)]
     return plan
 
 

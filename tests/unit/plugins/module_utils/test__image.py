@@ -151,6 +151,30 @@ def test_build_params_carry_the_label_and_args() -> None:
     assert params["t"] == "a:1" and params["dockerfile"] == ".dockerfile.abc" and params["pull"] is False
     (bare,) = im.parse_specs([image("b:1")])
     assert "buildargs" not in im.build_params(bare, "Dockerfile")
+    assert "labels" not in im.build_params(spec, ".dockerfile.abc", api_labels=False)
+
+
+def test_labels_are_one_instruction_at_the_end_with_the_inputs_label_last() -> None:
+    (spec,) = im.parse_specs([image("a:1", labels={"z": "last?", "a": 'say "$HOME" \\ ok', "empty": ""})])
+    text = im.dockerfile_with_labels("FROM x AS b\nFROM y", spec)
+    assert text == ('FROM x AS b\nFROM y\nLABEL "a"="say \\"\\$HOME\\" \\\\ ok" "empty"="" "z"="last?" '
+                    f'"{im.LABEL}"="{spec.hash}"\n')
+    assert im.dockerfile_with_labels("FROM y\n", spec).count("\n") == 2
+
+
+@pytest.mark.parametrize("dockerfile, labels", [
+    ("# escape=`\nFROM x\n", {}),
+    ("# syntax=docker/dockerfile:1\n  #  ESCAPE = `\nFROM x\n", {}),
+    ("FROM x\n", {"multi": "line\none"}),
+])
+def test_labels_go_through_the_api_when_a_dockerfile_string_cannot_carry_them(dockerfile: str, labels: dict) -> None:
+    (spec,) = im.parse_specs([image("a:1", labels=labels)])
+    assert im.dockerfile_with_labels(dockerfile, spec) is None
+
+
+def test_an_escape_word_after_the_first_instruction_is_not_a_directive() -> None:
+    (spec,) = im.parse_specs([image("a:1")])
+    assert im.dockerfile_with_labels("FROM x\n# escape=`\n", spec) is not None
 
 
 def test_output_lines_keeps_the_tail_and_the_error() -> None:

@@ -379,3 +379,22 @@ def test_cargo_failure_message(stderr: str, start: str) -> None:
     message = ws.cargo_failure("/ws", 101, stderr)
     assert message.startswith(start)
     assert "Fix Cargo.toml" in message
+
+
+# --------------------------------------------------------------------------
+# The packages of a root, as the release's dependency image reads them
+# --------------------------------------------------------------------------
+
+def test_packages_are_members_with_versions_and_root_relative_target_sources() -> None:
+    api = package("api", "services/api", [dict(target("api"), src_path=f"{ROOT}/orders/services/api/src/main.rs")],
+                  root=f"{ROOT}/orders")
+    api["version"] = "1.2.0"
+    lib = package("common", "crates/common", [dict(target("common", "lib"), src_path=f"{ROOT}/orders/crates/common/src/lib.rs"),
+                                              target("bench-only")], root=f"{ROOT}/orders")
+    outsider = package("serde", "/registry/serde", root=f"{ROOT}/orders")
+    meta = metadata(lib, api, outsider, root=f"{ROOT}/orders", members=[api["id"], lib["id"]])
+    root = ws.Root(rel="orders", path=f"{ROOT}/orders", has_lockfile=True, metadata=meta)
+    assert ws.packages(root) == [
+        {"root": "orders", "name": "api", "version": "1.2.0", "targets": ["services/api/src/main.rs"]},
+        {"root": "orders", "name": "common", "version": "", "targets": ["crates/common/src/lib.rs"]},
+    ]
