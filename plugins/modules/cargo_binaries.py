@@ -175,7 +175,7 @@ def main() -> None:
     compiler = cc.Compiler(client)
     try:
         compiler.compile(cc.container_name(params["project"]), body, params["source"], params["workdir"],
-                                    {b: os.path.join(params["outputs"][b], b) for b in binaries})
+                         {b: os.path.join(params["outputs"][b], b) for b in binaries})
     except cc.CompileError as exc:
         module.fail_json(msg=str(exc), output=exc.output, timings=compiler.timings, **result)
     except (DockerException, RequestException, OSError) as exc:
