@@ -345,6 +345,11 @@ def service_status(service: JsonDict, entry: t.Optional[JsonDict], run: JsonDict
     if run_state == "crashed":
         return dict(row, status="crashed", failed=not run.get("ready"),
                     detail=f"exit code {run.get('code')}, restarted {run.get('restarts')} times")
+    if run_state == "starting" and run.get("restarts") and run.get("code") is not None:
+        # Started again after a crash, not yet ready: still a crash loop (compose says "Restarting"), not a
+        # service that merely starts; the table would otherwise flicker between crashed and starting.
+        return dict(row, status="crashed", failed=not run.get("ready"),
+                    detail=f"exit code {run.get('code')}, restarted {run.get('restarts')} times; starting again")
     if run_state == "waiting":
         return dict(row, status="building", detail="waiting for the first build")
     if run_state == "starting":
