@@ -20,6 +20,8 @@ import time
 import typing as t
 from dataclasses import dataclass
 
+from ansible_collections.cargohold.devenv.plugins.module_utils import _docker as dk
+
 JsonDict = t.Dict[str, t.Any]
 
 OUT = "/out"
@@ -85,16 +87,6 @@ def tail(text: str, keep: int = OUTPUT_LINES) -> t.List[str]:
     return [line for line in text.splitlines() if line.strip()][-keep:]
 
 
-def demux(raw: bytes) -> bytes:
-    """Docker's multiplexed log stream (8-byte frame headers) to plain bytes."""
-    out, pos = [], 0
-    while pos + 8 <= len(raw) and raw[pos] in (0, 1, 2) and raw[pos + 1:pos + 4] == b"\0\0\0":
-        size = int.from_bytes(raw[pos + 4:pos + 8], "big")
-        out.append(raw[pos + 8:pos + 8 + size])
-        pos += 8 + size
-    return b"".join(out) if out or not raw else raw
-
-
 # --------------------------------------------------------------------------
 # The engine side
 # --------------------------------------------------------------------------
@@ -129,7 +121,7 @@ class Compiler:
     def logs(self, container: str) -> str:
         res = self.client._get(self.client._url("/containers/{0}/logs", container),  # pylint: disable=protected-access
                                params={"stdout": 1, "stderr": 1, "tail": OUTPUT_LINES})
-        return demux(self.client._result(res, binary=True)).decode("utf-8", "replace")  # pylint: disable=protected-access
+        return dk.demux(self.client._result(res, binary=True)).decode("utf-8", "replace")  # pylint: disable=protected-access
 
     def compile(self, name: str, body: JsonDict, source: str, workdir: str, outputs: t.Mapping[str, str]) -> None:
         # pylint: disable-next=import-outside-toplevel

@@ -269,6 +269,16 @@ def held_ports(containers: t.Sequence[JsonDict]) -> t.Dict[t.Tuple[int, str], st
 # Reading the state the supervisor writes
 # --------------------------------------------------------------------------
 
+def demux(raw: bytes) -> bytes:
+    """Docker's multiplexed log stream (8-byte frame headers) to plain bytes."""
+    out, pos = [], 0
+    while pos + 8 <= len(raw) and raw[pos] in (0, 1, 2) and raw[pos + 1:pos + 4] == b"\0\0\0":
+        size = int.from_bytes(raw[pos + 4:pos + 8], "big")
+        out.append(raw[pos + 8:pos + 8 + size])
+        pos += 8 + size
+    return b"".join(out) if out else raw
+
+
 def parse_state_line(text: t.Optional[str]) -> JsonDict:
     """`ready since=1 pid=7 restarts=0 code=- ready=1` -> {state: ready, since: 1, ...}."""
     words = (text or "").split()

@@ -290,8 +290,7 @@ def build_params(spec: Spec, dockerfile: str, label: str = LABEL, api_labels: bo
 
 def all_labels(spec: Spec, label: str = LABEL) -> t.Dict[str, str]:
     """The spec's labels in sorted order, then the inputs label."""
-    labels = {k: spec.labels[k] for k in sorted(spec.labels)}
-    labels.pop(label, None)
+    labels = {k: spec.labels[k] for k in sorted(spec.labels)}  # parse_specs refuses the inputs label among them
     labels[label] = spec.hash
     return labels
 
@@ -425,8 +424,7 @@ class Builder:
 
     def build(self, spec: Spec) -> str:
         # pylint: disable-next=import-outside-toplevel
-        from ansible_collections.community.docker.plugins.module_utils._api.utils.build import (
-            process_dockerfile, tar)
+        from ansible_collections.community.docker.plugins.module_utils._api.utils.build import tar
         write_files(spec)
         if spec.dockerfile_content is not None:
             text = spec.dockerfile_content
@@ -434,12 +432,7 @@ class Builder:
             with open(os.path.join(spec.context, spec.dockerfile), encoding="utf-8") as handle:
                 text = handle.read()
         labelled = dockerfile_with_labels(text, spec, self.label)
-        if labelled is not None:
-            dockerfile = (DOCKERFILE_IN_TAR, labelled)
-        elif spec.dockerfile_content is not None:
-            dockerfile = (DOCKERFILE_IN_TAR, spec.dockerfile_content)
-        else:
-            dockerfile = process_dockerfile(spec.dockerfile, spec.context)
+        dockerfile = (DOCKERFILE_IN_TAR, text if labelled is None else labelled)
         context = tar(spec.context, exclude=dockerignore(spec.context), dockerfile=dockerfile, gzip=False)
         try:
             headers = {"Content-Type": "application/tar"}

@@ -217,7 +217,7 @@ class Stack:
             raw = self.client._result(res, binary=True)
         except (APIError, RequestException):
             return ""
-        return demux(raw).decode("utf-8", "replace")
+        return dk.demux(raw).decode("utf-8", "replace")
 
     # ---------------------------------------------------------------- state files
     def read(self, service: str, name: str) -> str:
@@ -321,16 +321,6 @@ class Stack:
                                                          stream=False, tty=False, demux=True)
         code = self.client.get_json("/exec/{0}/json", created["Id"]).get("ExitCode")
         return code, ((stdout or b"") + (stderr or b"")).decode("utf-8", "replace")
-
-
-def demux(raw: bytes) -> bytes:
-    """Docker's multiplexed log stream (8-byte frame headers) to plain bytes."""
-    out, pos = [], 0
-    while pos + 8 <= len(raw) and raw[pos] in (0, 1, 2) and raw[pos + 1:pos + 4] == b"\0\0\0":
-        size = int.from_bytes(raw[pos + 4:pos + 8], "big")
-        out.append(raw[pos + 8:pos + 8 + size])
-        pos += 8 + size
-    return b"".join(out) if out else raw
 
 
 def port_conflicts(planned: list, actions: list, everyone: list, project: str) -> list:

@@ -8,6 +8,7 @@ import typing as t
 import pytest
 
 from ansible_collections.cargohold.devenv.plugins.module_utils import _compile as cc
+from ansible_collections.cargohold.devenv.plugins.module_utils import _docker as dk
 
 
 def test_builds_keep_roots_with_binaries_and_normalise_paths() -> None:
@@ -74,6 +75,6 @@ def test_create_body_labels_the_container_and_passes_the_environment() -> None:
 
 def test_tail_and_demux() -> None:
     framed = b"".join(bytes([1, 0, 0, 0]) + len(p).to_bytes(4, "big") + p for p in (b"a\n", b"\n", b"b\n"))
-    assert cc.demux(framed) == b"a\n\nb\n"
-    assert cc.demux(b"plain tty output") == b"plain tty output"
+    assert dk.demux(framed) == b"a\n\nb\n"
+    assert dk.demux(b"plain tty output") == b"plain tty output"
     assert cc.tail("\n".join(str(i) for i in range(50)) + "\n\n", keep=3) == ["47", "48", "49"]

@@ -32,7 +32,7 @@ DEMUX_CASES = [
 
 @pytest.mark.parametrize("raw, expected", [c[1:] for c in DEMUX_CASES], ids=[c[0] for c in DEMUX_CASES])
 def test_demux(raw: bytes, expected: bytes) -> None:
-    assert dc.demux(raw) == expected
+    assert dk.demux(raw) == expected
 
 
 # --------------------------------------------------------------------------
