@@ -64,7 +64,8 @@ class ActionModule(ActionBase):
         timeout = float(args.get("wait_timeout") or 900)
         started = time.monotonic()
         first = self._execute_module(module_args=dict(args, wait=False), task_vars=task_vars)
-        if first.get("failed") or first.get("ready"):
+        # current=false: the record of the images and volumes did not match and nothing was done.
+        if first.get("failed") or first.get("ready") or first.get("current") is False:
             return self._shown(first)
         moved = [a for a in first.get("actions", []) if a.get("action") != "keep"]
         if moved:
@@ -75,7 +76,7 @@ class ActionModule(ActionBase):
             _say(f"{host}: " + "; ".join(f"{verb} {', '.join(names)}" for verb, names in done.items())
                  + f"; waiting until {waited} serve{'' if len(args.get('services') or []) > 1 else 's'}"
                  f" (at most {pg.clock(timeout)})")
-        poll = {k: v for k, v in args.items() if k in ("plan", "names", "services")}
+        poll = {k: v for k, v in args.items() if k in ("plan", "plan_file", "names", "services")}
         poll.update(state="status", wait=True, wait_step=STEP)
         if args.get("state", "present") == "present":
             poll.pop("services", None)

@@ -365,3 +365,27 @@ def service_status(service: JsonDict, entry: t.Optional[JsonDict], run: JsonDict
     if run_state == "starting":
         return dict(row, status="starting")
     return dict(row, status=run_state or "starting")
+
+
+# --------------------------------------------------------------------------
+# The record of a converged stack's images and volumes
+# --------------------------------------------------------------------------
+
+def current_record(digest: str, image_ids: t.Mapping[str, t.Optional[str]], volumes: t.Sequence[str]) -> JsonDict:
+    return {"digest": digest, "images": dict(image_ids), "volumes": sorted(volumes)}
+
+
+def record_differs(record: t.Any, digest: str, image_ids: t.Mapping[str, t.Optional[str]],
+                   missing_volumes: t.Sequence[str]) -> t.Optional[str]:
+    """Why the images and volumes may no longer be what the last converge left (None: they are)."""
+    if not isinstance(record, dict) or not record:
+        return "no record of a converged stack"
+    if missing_volumes:
+        return f"volume {', '.join(missing_volumes)} missing"
+    if record.get("digest") != digest:
+        return "an input of the images or volumes changed"
+    recorded = record.get("images") or {}
+    for ref, image_id in image_ids.items():
+        if ref not in recorded or recorded[ref] != image_id:
+            return f"image {ref} changed"
+    return None

@@ -195,6 +195,24 @@ def validate_project(project: str, from_default: bool) -> str:
     raise ValueError(f"project: '{project}' is not a valid container name prefix; {hint}")
 
 
+def stack_names(project: str) -> JsonDict:
+    """Every name of a project's dev stack on the Docker host, in one place: the roles' defaults read it through
+    the cargohold.devenv.stack_names filter, and the plan uses it for what the caller leaves unset. Paths under
+    ``~`` are the managed host's home, expanded there by the modules."""
+    cache = f"~/.cache/cargohold/{project}"
+    return {
+        "image_name": "cargohold/dev",
+        "image_tag": project,
+        "image": f"cargohold/dev:{project}",
+        "network": f"{project}-dev",
+        "target_volume": f"{project}-cargo-target",
+        "cache_volume": f"{project}-cargo-cache",
+        "state_dir": f"{cache}/run",
+        "plan_file": f"{cache}/plan.json",
+        "build_dir": "~/.cache/cargohold/build",
+    }
+
+
 def container_name(project: str, service: str) -> str:
     """``shop-auth``; no stutter when the binary already carries the project name (``auth-service``)."""
     if service == project or service.startswith(project + "-"):
@@ -241,6 +259,20 @@ def validate_user(user: str) -> str:
         raise ValueError("user: uid 0 (root) would leave root-owned files in your source tree and "
                          "volumes; use a non-root uid, e.g. your own (`id -u`:`id -g`)")
     return str(user)
+
+
+def container_user(owner_uid: int, owner_gid: int, uid: t.Any = "", gid: t.Any = "", fallback: int = 1000) -> str:
+    """uid:gid of the container user: the ones set, else the workspace owner's (the source and the volumes stay
+    writable by the developer), else, for a root-owned workspace, ``fallback`` for both."""
+    for option, value in (("uid", uid), ("gid", gid)):
+        text = "" if value is None else str(value)
+        if text and (not text.isdigit() or int(text) == 0):
+            raise ValueError(f"{option}: is {text}: set a numeric id above 0 (the container user must not be "
+                             "root), or leave it empty to take the owner of the workspace")
+    root_owned = int(owner_uid) == 0
+    chosen_uid = str(uid) if str(uid or "") else str(fallback if root_owned else owner_uid)
+    chosen_gid = str(gid) if str(gid or "") else str(fallback if root_owned else owner_gid)
+    return f"{chosen_uid}:{chosen_gid}"
 
 
 def validate_volumes(opts: Options) -> None:
@@ -686,7 +718,7 @@ def render(project_dir: str, roots: t.Sequence[ws.Root], params: t.Mapping[str, 
     validate_volumes(opts)
     dirs = validate_dirs(opts)
     project = validate_project(opts.project or default_project(project_dir), opts.project is None)
-    network = opts.network or f"{project}-dev"
+    network = opts.network or stack_names(project)["network"]
     bind_address = host_address(str(opts.bind_address), "bind_address")
     global_env = _env(opts.env, "env")
     default_ready = parse_ready(opts.ready, "ready", None)

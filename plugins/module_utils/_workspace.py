@@ -14,6 +14,7 @@ crate cache, network and dev image.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import posixpath
@@ -181,6 +182,21 @@ def find_cargo(cargo: str, home: t.Optional[str] = None) -> t.Optional[str]:
         return found
     candidate = os.path.join(home or os.path.expanduser("~"), ".cargo", "bin", cargo)
     return candidate if os.access(candidate, os.X_OK) else None
+
+
+TOOLCHAIN_MANIFEST = "lib/rustlib/multirust-channel-manifest.toml"
+
+
+def toolchain_identity(sysroot: str) -> JsonDict:
+    """A rustup toolchain's directory and the SHA-1 of its channel manifest (which changes with every update);
+    an empty checksum for a toolchain that is not rustup's."""
+    checksum = ""
+    try:
+        with open(os.path.join(sysroot, TOOLCHAIN_MANIFEST), "rb") as handle:
+            checksum = hashlib.sha1(handle.read()).hexdigest()  # nosec - an identity, as stat's checksum was
+    except OSError:
+        pass
+    return {"sysroot": sysroot, "checksum": checksum}
 
 
 def metadata_command(cargo: str, root: str) -> t.List[str]:

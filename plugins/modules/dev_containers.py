@@ -53,8 +53,48 @@ options:
     description:
       - The result of M(cargohold.devenv.workspace_services) (its C(project), C(network), C(containers),
         C(services), C(state_dir), C(image), C(user) and C(order) keys).
+      - With O(plan_file), used only when that file does not exist (then with a warning). A plan of the project
+        and network alone lets O(state=absent) remove what runs when no plan was recorded.
     type: dict
-    required: true
+  plan_file:
+    description:
+      - Read the plan from this file on the managed host, the one M(cargohold.devenv.workspace_services) wrote
+        with its C(dest) when the stack was brought up, so the daily commands act on what runs (overrides
+        included) without planning again.
+    type: path
+  current:
+    description:
+      - For O(state=present), a record on the managed host that lets a converged stack skip the image checks.
+      - Without O(current.record), the module first compares the record with O(current.digest) (the caller's
+        hash of every input of the images and volumes), with the IDs the engine now gives each of
+        O(current.images) (V(null) for an absent one) and with the existence of O(current.volumes). If any
+        differs, it returns RV(current=false) at once, changing nothing, and the caller takes the long way
+        (builds what is stale, creates volumes) and calls again with O(current.record=true).
+      - With O(current.record=true), the module converges and then writes the record (not in check mode).
+    type: dict
+    suboptions:
+      path:
+        description: The record file.
+        type: path
+        required: true
+      digest:
+        description: Hash of the inputs the caller decides the images and volumes from.
+        type: str
+        required: true
+      images:
+        description: Image references whose IDs must be as recorded.
+        type: list
+        elements: str
+        default: []
+      volumes:
+        description: Volume names that must exist.
+        type: list
+        elements: str
+        default: []
+      record:
+        description: Converge, then write the record.
+        type: bool
+        default: false
   state:
     description:
       - V(present) converges and (with O(wait)) waits; V(status) only reports; V(absent) removes the containers
@@ -151,6 +191,12 @@ services:
   elements: dict
   sample: [{service: api, status: serving, address: "127.0.0.1:8080", container: shop-api, detail: "",
             progress: null, ready: true, failed: false}]
+current:
+  description: With O(current), whether the record matched (or, with O(current.record), was written); when
+    V(false) without O(current.record), nothing else was done.
+  returned: when O(current) is set
+  type: bool
+  sample: true
 ready:
   description: Whether every waited-for service is ready (false when O(wait_step) ended a wait early).
   returned: always
@@ -166,7 +212,9 @@ seconds:
 import json
 import os
 import socket
+import tempfile
 import time
+import typing as t
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 
@@ -201,11 +249,18 @@ class Stack:
             params["filters"] = json.dumps({"label": [f"{dk.PROJECT_LABEL}={self.project}"]})
         return self.client.get_json("/containers/json", params=params)
 
-    def image_id(self):
+    def image_id(self, ref: t.Optional[str] = None):
         try:
-            return self.client.get_json("/images/{0}/json", self.plan["image"])["Id"]
+            return self.client.get_json("/images/{0}/json", ref or self.plan["image"])["Id"]
         except NotFound:
             return None
+
+    def volume_exists(self, name: str) -> bool:
+        try:
+            self.client.get_json("/volumes/{0}", name)
+        except NotFound:
+            return False
+        return True
 
     def network_exists(self) -> bool:
         return self.client.get_network(self.plan["network"]) is not None
@@ -358,7 +413,8 @@ def bindable(ip: str, port: int, proto: str) -> bool:
     return True
 
 
-def converge(stack: Stack, module, wait: bool, timeout: int, recreate: list, step: float = 0) -> dict:
+def converge(stack: Stack, module, wait: bool, timeout: int, recreate: list, step: float = 0,
+             current: t.Optional[dict] = None) -> dict:
     plan = stack.plan
     planned = [(c["name"], dk.create_body(c)) for c in plan["containers"]]
     bodies = dict(planned)
@@ -411,6 +467,12 @@ def converge(stack: Stack, module, wait: bool, timeout: int, recreate: list, ste
             needs[service["container"]["name"]] = {stack.services[d]["container"]["name"] for d in deps}
         for wave in dk.waves(changes, needs):
             list(pool.map(lambda a: stack.apply(a, bodies[a["name"]], by_container.get(a["name"], "builder")), wave))
+    if current:
+        result["current"] = True
+        if current["record"]:
+            # Written once the containers run on these images and volumes, whatever their builds then do.
+            ids, _missing = engine_now(stack, current, current["images"])
+            write_record(module, current["path"], dk.current_record(current["digest"], ids, current["volumes"]))
     started = time.monotonic()
     if wait:
         result["services"], result["ready"] = wait_ready(stack, timeout, step=step)
@@ -419,6 +481,32 @@ def converge(stack: Stack, module, wait: bool, timeout: int, recreate: list, ste
         result["ready"] = all_ready(result["services"])
     result["seconds"] = round(time.monotonic() - started, 2)
     return result
+
+
+def read_record(path: str):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
+
+
+def write_record(module, path: str, record: dict) -> None:
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".current.")
+    module.add_cleanup_file(tmp)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(record, handle, indent=2, sort_keys=True)
+    module.atomic_move(tmp, path)
+
+
+def engine_now(stack: Stack, current: dict, refs: list) -> tuple:
+    """(image IDs by reference, missing volumes), read concurrently."""
+    with ThreadPoolExecutor(WORKERS) as pool:
+        ids = dict(zip(refs, pool.map(stack.image_id, refs)))
+        found = list(pool.map(stack.volume_exists, current["volumes"]))
+    return ids, [v for v, f in zip(current["volumes"], found) if not f]
 
 
 def all_ready(rows: list) -> bool:
@@ -563,7 +651,15 @@ def absent(stack: Stack, module) -> dict:
 def main() -> None:
     client = AnsibleDockerClient(
         argument_spec=dict(
-            plan=dict(type="dict", required=True),
+            plan=dict(type="dict"),
+            plan_file=dict(type="path"),
+            current=dict(type="dict", options=dict(
+                path=dict(type="path", required=True),
+                digest=dict(type="str", required=True),
+                images=dict(type="list", elements="str", default=[]),
+                volumes=dict(type="list", elements="str", default=[]),
+                record=dict(type="bool", default=False),
+            )),
             state=dict(type="str", choices=["present", "status", "absent", "restarted", "rebuilt"],
                        default="present"),
             services=dict(type="list", elements="str", default=[]),
@@ -576,13 +672,35 @@ def main() -> None:
         ),
         supports_check_mode=True,
         min_docker_api_version="1.41",
+        required_one_of=[("plan", "plan_file")],
     )
     module = client.module
     params = module.params
-    stack = Stack(client, params["plan"], params["names"])
+    plan = read_record(params["plan_file"]) if params["plan_file"] else None
+    if plan is None:
+        if params["plan"] is None:
+            module.fail_json(msg=f"No plan was recorded at {params['plan_file']}: bring the stack up first "
+                                 "(ansible-playbook dev.yml records it).")
+            return
+        if params["plan_file"]:
+            module.warn(f"No plan was recorded at {params['plan_file']} (dev.yml records it when it brings the "
+                        f"stack up), so only the project's containers and network are known here.")
+        plan = params["plan"]
+    stack = Stack(client, plan, params["names"])
     state = params["state"]
     wait = params["wait"] if params["wait"] is not None else state != "status"
+    current = params["current"] if state == "present" else None
     try:
+        if current and not current["record"]:
+            record = read_record(current["path"])
+            # The images the long way looked at, as it recorded them.
+            refs = current["images"] or list(((record or {}).get("images") or {}))
+            ids, missing = engine_now(stack, current, refs)
+            why = dk.record_differs(record, current["digest"], ids, missing)
+            if why:
+                module.exit_json(changed=False, current=False, reason=why, actions=[], removed=[], services=[],
+                                 ready=False, seconds=0.0)
+                return
         if state == "absent":
             result = absent(stack, module)
         elif state == "status":
@@ -601,7 +719,8 @@ def main() -> None:
             result = restart(stack, module, stack.selected(params["services"]), state == "rebuilt", wait,
                              params["wait_timeout"], params["wait_step"])
         else:
-            result = converge(stack, module, wait, params["wait_timeout"], params["recreate"], params["wait_step"])
+            result = converge(stack, module, wait, params["wait_timeout"], params["recreate"], params["wait_step"],
+                              current)
         if not module._diff:
             result.pop("diff", None)
         module.exit_json(**result)

@@ -94,9 +94,30 @@ options:
     type: str
   user:
     description:
-      - Numeric C(UID:GID) the containers run as, normally the owner of the source tree. UID 0 is refused.
+      - Numeric C(UID:GID) the containers run as. UID 0 is refused.
+      - Default - O(uid) and O(gid) when set, else the owner of O(path) (the source tree and the volumes stay
+        writable by the developer), else, for a root-owned O(path), O(fallback_uid) for both.
     type: str
-    required: true
+  uid:
+    description: The container user's uid when O(user) is not given; empty takes the owner of O(path).
+    type: str
+    default: ""
+  gid:
+    description: The container user's gid when O(user) is not given; empty takes the group of O(path).
+    type: str
+    default: ""
+  fallback_uid:
+    description: uid and gid of the container user when O(path) is owned by root and neither O(user) nor
+      O(uid)/O(gid) say otherwise.
+    type: int
+    default: 1000
+  host_toolchain:
+    description:
+      - Also identify the host's active rustup toolchain (C(rustc --print sysroot), with C(rustc) looked up as
+        O(cargo) is, and the checksum of its channel manifest), returned as RV(host_toolchain). The dev image
+        copies that toolchain in when its base source is C(host).
+    type: bool
+    default: false
   source_dir:
     description: Absolute container path where the project is mounted.
     type: str
@@ -247,6 +268,14 @@ options:
         C(dev_services) role uses it to read the roots with the dev image's cargo when the host has none.
     type: bool
     default: false
+  no_cargo:
+    description:
+      - What to do when O(metadata) is not given and cargo is not found on the managed host.
+      - V(fail) fails. V(roots) returns only RV(roots) with RV(cargo_missing), as O(roots_only) does, so that the
+        caller can read the metadata with another cargo (the dev image's) and call again with O(metadata).
+    type: str
+    choices: [fail, roots]
+    default: fail
   dest:
     description:
       - Also write the plan as JSON (sorted keys, indent 2) to this file on the managed host, atomically,
@@ -339,10 +368,27 @@ image:
   type: str
   sample: cargohold/dev:shop
 user:
-  description: The O(user).
+  description: The container user, O(user) or the one chosen from O(uid), O(gid) and the owner of O(path).
   returned: success
   type: str
   sample: "1000:1000"
+workspace_owner:
+  description: The uid and gid that own O(path) (not C(owner), which Ansible sets to the owner of O(dest)); a uid of V(0) means the container user can read the source
+    but not write it.
+  returned: always
+  type: dict
+  sample: {uid: 1000, gid: 1000}
+host_toolchain:
+  description: With O(host_toolchain), the active rustup toolchain's directory and the SHA-1 of its channel
+    manifest; empty strings when there is no C(rustc) (or it is not rustup's, for the checksum).
+  returned: when O(host_toolchain) is set
+  type: dict
+  sample: {sysroot: /home/me/.rustup/toolchains/stable-x86_64-unknown-linux-gnu, checksum: 8d1c...}
+cargo_missing:
+  description: With O(no_cargo=roots), V(true) when cargo was not found (only RV(roots) and RV(project_dir)
+    are then returned besides it).
+  returned: when O(no_cargo=roots)
+  type: bool
 mode:
   description: The O(mode) used.
   returned: success
@@ -474,7 +520,12 @@ ARGUMENT_SPEC = dict(
     mode=dict(type="str", choices=list(pl.MODES), default="per_service"),
     image=dict(type="str", required=True),
     network=dict(type="str"),
-    user=dict(type="str", required=True),
+    user=dict(type="str"),
+    uid=dict(type="str", default=""),
+    gid=dict(type="str", default=""),
+    fallback_uid=dict(type="int", default=1000),
+    host_toolchain=dict(type="bool", default=False),
+    no_cargo=dict(type="str", choices=["fail", "roots"], default="fail"),
     source_dir=dict(type="str", default="/workspace"),
     target_dir=dict(type="str", default="/cargo-target"),
     cache_dir=dict(type="str", default="/cargo-cache"),
@@ -587,14 +638,34 @@ def read_text(path: str) -> str:
         return handle.read()
 
 
+def host_toolchain(module: AnsibleModule) -> dict:
+    rustc = ws.find_cargo("rustc")
+    if rustc is None:
+        return {"sysroot": "", "checksum": ""}
+    rc, out, _err = module.run_command([rustc, "--print", "sysroot"])
+    return ws.toolchain_identity(out.strip()) if rc == 0 and out.strip() else {"sysroot": "", "checksum": ""}
+
+
 def render(module: AnsibleModule) -> dict:
-    root = os.path.abspath(module.params["path"])
-    roots = ws.inspect_project(root, module.params["roots"])
-    if module.params["roots_only"]:
-        return {"project_dir": root, "roots": [{"path": r.rel, "lockfile": r.has_lockfile} for r in roots]}
+    params = module.params
+    root = os.path.abspath(params["path"])
+    roots = ws.inspect_project(root, params["roots"])
+    owner = os.stat(root)
+    found = {"workspace_owner": {"uid": owner.st_uid, "gid": owner.st_gid}}
+    if params["host_toolchain"]:
+        found["host_toolchain"] = host_toolchain(module)
+    found["user"] = params["user"] or pl.container_user(owner.st_uid, owner.st_gid, params["uid"], params["gid"],
+                                                        params["fallback_uid"])
+    cargo_missing = (params["no_cargo"] == "roots" and params["metadata"] is None
+                     and ws.find_cargo(params["cargo"]) is None)
+    if params["roots_only"] or cargo_missing:
+        found.update(project_dir=root, roots=[{"path": r.rel, "lockfile": r.has_lockfile} for r in roots])
+        return dict(found, cargo_missing=True) if cargo_missing else found
+    user = found["user"]
     load_metadata(module, roots)
-    params = dict(module.params, services=normalize_services(module.params["services"]))
+    params = dict(params, user=user, services=normalize_services(params["services"]))
     plan = pl.render(root, roots, params, list(dk.DOCKER_OPTIONS))
+    plan.update(found)
     for container in plan["containers"]:
         dk.create_body(container)  # every container option converts, or the plan fails here
     plan["packages"] = [p for r in roots for p in ws.packages(r)]
@@ -611,7 +682,7 @@ def main() -> None:
 
     changed = False
     dest = module.params["dest"]
-    if dest:
+    if dest and "containers" in result:
         dest = os.path.abspath(dest)
         content = pl.to_json(result)
         before = read_text(dest)

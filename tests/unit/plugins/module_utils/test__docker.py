@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import typing as t
 
 import pytest
@@ -593,3 +594,39 @@ def test_service_status_address_prefers_url() -> None:
     assert row["address"] == "http://127.0.0.1:8080/version"
     tool = {"name": "kvctl", "kind": "tool", "address": None, "url": None, "ready": {"type": "none"}}
     assert dk.service_status(tool, None, {}, {}, "")["address"] == ""
+
+
+# --------------------------------------------------------------------------
+# The record of a converged stack's images and volumes
+# --------------------------------------------------------------------------
+
+IDS = {"cargohold/dev:shop": "sha256:d", "cargohold/rust-base:host": "sha256:b", "rust:1-slim": None}
+RECORD = dk.current_record("digest-1", IDS, ["shop-cargo-target", "shop-cargo-cache"])
+
+RECORD_CASES = [
+    # (id, record, digest, ids now, missing volumes, reason or None)
+    ("unchanged", RECORD, "digest-1", IDS, [], None),
+    ("no-record", None, "digest-1", IDS, [], "no record of a converged stack"),
+    ("empty-record", {}, "digest-1", IDS, [], "no record of a converged stack"),
+    ("not-a-dict", ["x"], "digest-1", IDS, [], "no record of a converged stack"),
+    ("input-changed", RECORD, "digest-2", IDS, [], "an input of the images or volumes changed"),
+    ("volume-removed", RECORD, "digest-1", IDS, ["shop-cargo-target"], "volume shop-cargo-target missing"),
+    ("dev-image-rebuilt", RECORD, "digest-1", dict(IDS, **{"cargohold/dev:shop": "sha256:e"}),
+     [], "image cargohold/dev:shop changed"),
+    ("dev-image-removed", RECORD, "digest-1", dict(IDS, **{"cargohold/dev:shop": None}),
+     [], "image cargohold/dev:shop changed"),
+    ("official-image-pulled", RECORD, "digest-1", dict(IDS, **{"rust:1-slim": "sha256:r"}),
+     [], "image rust:1-slim changed"),
+    ("image-not-in-record", RECORD, "digest-1", dict(IDS, **{"other:1": None}), [], "image other:1 changed"),
+]
+
+
+@pytest.mark.parametrize("record, digest, ids, missing, reason", [c[1:] for c in RECORD_CASES],
+                         ids=[c[0] for c in RECORD_CASES])
+def test_record_differs(record: t.Any, digest: str, ids: dict, missing: list, reason: t.Optional[str]) -> None:
+    assert dk.record_differs(record, digest, ids, missing) == reason
+
+
+def test_current_record_is_json_and_sorted() -> None:
+    assert json.loads(json.dumps(RECORD)) == {"digest": "digest-1", "images": IDS,
+                                              "volumes": ["shop-cargo-cache", "shop-cargo-target"]}

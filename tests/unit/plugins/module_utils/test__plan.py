@@ -1243,3 +1243,44 @@ def test_poll_off_ignores_the_interval() -> None:
     assert render(poll_interval="2s") == render()
     with pytest.raises(ValueError, match="^poll_interval:"):
         render(poll_interval="soon")
+
+
+# --------------------------------------------------------------------------
+# The container user and the stack's names
+# --------------------------------------------------------------------------
+
+CONTAINER_USER_CASES = [
+    # (id, owner uid, owner gid, uid, gid, fallback, expected)
+    ("owner", 1000, 1000, "", "", 1000, "1000:1000"),
+    ("owner-other-group", 1001, 50, "", "", 1000, "1001:50"),
+    ("root-owned-falls-back", 0, 0, "", "", 1000, "1000:1000"),
+    ("root-owned-other-fallback", 0, 0, "", "", 4242, "4242:4242"),
+    ("uid-set", 1000, 1000, "2000", "", 1000, "2000:1000"),
+    ("both-set-on-root-owned", 0, 0, 2000, 3000, 1000, "2000:3000"),
+    ("none-means-empty", 1000, 1000, None, None, 1000, "1000:1000"),
+]
+
+
+@pytest.mark.parametrize("owner_uid, owner_gid, uid, gid, fallback, expected",
+                         [c[1:] for c in CONTAINER_USER_CASES], ids=[c[0] for c in CONTAINER_USER_CASES])
+def test_container_user(owner_uid: int, owner_gid: int, uid: t.Any, gid: t.Any, fallback: int,
+                        expected: str) -> None:
+    assert pl.container_user(owner_uid, owner_gid, uid, gid, fallback) == expected
+
+
+@pytest.mark.parametrize("uid, gid, option", [("0", "", "uid"), ("", "0", "gid"), ("abc", "", "uid"),
+                                              ("", "-5", "gid")])
+def test_container_user_refuses_root_and_non_numbers(uid: str, gid: str, option: str) -> None:
+    with pytest.raises(ValueError, match=f"^{option}: is "):
+        pl.container_user(1000, 1000, uid, gid)
+
+
+def test_stack_names_are_the_ones_the_plan_falls_back_to() -> None:
+    names = pl.stack_names("shop")
+    assert names == {
+        "image_name": "cargohold/dev", "image_tag": "shop", "image": "cargohold/dev:shop", "network": "shop-dev",
+        "target_volume": "shop-cargo-target", "cache_volume": "shop-cargo-cache",
+        "state_dir": "~/.cache/cargohold/shop/run", "plan_file": "~/.cache/cargohold/shop/plan.json",
+        "build_dir": "~/.cache/cargohold/build"}
+    result = plan([cargo_root(".", package("api", "api"))], network=None)
+    assert result["network"] == pl.stack_names(result["project"])["network"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import typing as t
@@ -398,3 +399,12 @@ def test_packages_are_members_with_versions_and_root_relative_target_sources() -
         {"root": "orders", "name": "api", "version": "1.2.0", "targets": ["services/api/src/main.rs"]},
         {"root": "orders", "name": "common", "version": "", "targets": ["crates/common/src/lib.rs"]},
     ]
+
+
+def test_toolchain_identity_is_the_sha1_of_the_channel_manifest(tmp_path: Path) -> None:
+    manifest_file = tmp_path / ws.TOOLCHAIN_MANIFEST
+    manifest_file.parent.mkdir(parents=True)
+    manifest_file.write_bytes(b"[pkg.rustc]\nversion = \"1.91.0\"\n")
+    assert ws.toolchain_identity(str(tmp_path)) == {
+        "sysroot": str(tmp_path), "checksum": hashlib.sha1(b"[pkg.rustc]\nversion = \"1.91.0\"\n").hexdigest()}
+    assert ws.toolchain_identity(str(tmp_path / "none")) == {"sysroot": str(tmp_path / "none"), "checksum": ""}

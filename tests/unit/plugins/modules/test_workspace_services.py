@@ -226,7 +226,8 @@ def test_argument_spec_defaults_match_options() -> None:
     spec = workspace_services.ARGUMENT_SPEC
     for name, option in pl.Options.__dataclass_fields__.items():  # pylint: disable=no-member
         assert name in spec, name
-        if "default" in spec[name]:
+        # The module chooses the user (from the workspace owner) before the plan, which then requires it.
+        if "default" in spec[name] and name != "user":
             default = option.default_factory() if callable(option.default_factory) else option.default
             assert default == spec[name]["default"], name
 
@@ -445,3 +446,53 @@ def test_every_plan_key_is_returned_in_the_docs() -> None:
     result = plan([ws.Root(".", "/ws", True, metadata(package("api", "api")))])
     documented = docs(workspace_services, "RETURN")
     assert set(result) <= set(documented), sorted(set(result) - set(documented))
+
+
+# --------------------------------------------------------------------------
+# What the plan reads on the host: the container user, the host toolchain, a host without cargo
+# --------------------------------------------------------------------------
+
+def test_user_is_the_owner_of_the_workspace_when_not_given(workspace: Path, cargo: str) -> None:
+    args = base_args(workspace, cargo)
+    del args["user"]
+    result = run_module(args)
+    owner = workspace.stat()
+    expected = (f"{owner.st_uid}:{owner.st_gid}" if owner.st_uid != 0 else "1000:1000")
+    assert result["user"] == expected
+    assert result["workspace_owner"] == {"uid": owner.st_uid, "gid": owner.st_gid}
+    assert {c["user"] for c in result["containers"]} == {expected}
+
+
+def test_uid_and_gid_settings_win_over_the_owner(workspace: Path, cargo: str) -> None:
+    args = base_args(workspace, cargo, uid="2000", gid="3000")
+    del args["user"]
+    assert run_module(args)["user"] == "2000:3000"
+
+
+def test_a_root_uid_setting_is_refused_in_the_users_words(workspace: Path, cargo: str) -> None:
+    args = base_args(workspace, cargo, uid="0", names={"uid": "dev_image_uid"})
+    del args["user"]
+    result = run_module(args, FailJson)
+    assert result["msg"].startswith("dev_image_uid: is 0: set a numeric id above 0")
+
+
+def test_host_toolchain_is_identified_on_request(workspace: Path, cargo: str) -> None:
+    result = run_module(base_args(workspace, cargo, host_toolchain=True))
+    rustc = ws.find_cargo("rustc")
+    toolchain = result["host_toolchain"]
+    if rustc is None:
+        assert toolchain == {"sysroot": "", "checksum": ""}
+    else:
+        assert Path(toolchain["sysroot"], "bin").is_dir()
+    assert "host_toolchain" not in run_module(base_args(workspace, cargo))
+
+
+def test_no_cargo_roots_returns_the_roots_and_writes_no_plan(two_roots: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "plan.json"
+    result = run_module(base_args(two_roots, "/nonexistent/cargo", no_cargo="roots", dest=str(dest)))
+    assert result["cargo_missing"] is True
+    assert result["changed"] is False
+    assert result["roots"] == [{"path": "orders", "lockfile": True}, {"path": "payments", "lockfile": False}]
+    assert "containers" not in result and not dest.exists()
+    failed = run_module(base_args(two_roots, "/nonexistent/cargo"), FailJson)
+    assert "not found" in failed["msg"]
