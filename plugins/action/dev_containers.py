@@ -77,6 +77,9 @@ class ActionModule(ActionBase):
                  + f"; waiting until {waited} serve{'' if len(args.get('services') or []) > 1 else 's'}"
                  f" (at most {pg.clock(timeout)})")
         poll = {k: v for k, v in args.items() if k in ("plan", "plan_file", "names", "services")}
+        if first.get("plan"):
+            # The module planned from its workspace options: the waiting steps read that plan, not plan again.
+            poll["plan"] = first["plan"]
         poll.update(state="status", wait=True, wait_step=STEP)
         if args.get("state", "present") == "present":
             poll.pop("services", None)

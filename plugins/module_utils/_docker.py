@@ -371,6 +371,16 @@ def service_status(service: JsonDict, entry: t.Optional[JsonDict], run: JsonDict
 # The record of a converged stack's images and volumes
 # --------------------------------------------------------------------------
 
+# What the plan read on the host that the images and volumes are made from.
+RECORDED_PLAN_KEYS = ("image", "user", "workspace_owner", "volumes", "host_toolchain")
+
+
+def record_digest(digest: str, plan: t.Mapping[str, t.Any]) -> str:
+    """The caller's digest of its own inputs, with those the plan read on the host."""
+    host = {k: plan.get(k) for k in RECORDED_PLAN_KEYS}
+    return hashlib.sha256(json.dumps([digest, host], sort_keys=True).encode()).hexdigest()
+
+
 def current_record(digest: str, image_ids: t.Mapping[str, t.Optional[str]], volumes: t.Sequence[str]) -> JsonDict:
     return {"digest": digest, "images": dict(image_ids), "volumes": sorted(volumes)}
 

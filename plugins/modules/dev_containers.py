@@ -62,14 +62,24 @@ options:
         with its C(dest) when the stack was brought up, so the daily commands act on what runs (overrides
         included) without planning again.
     type: path
+  workspace:
+    description:
+      - The options of M(cargohold.devenv.workspace_services) as one dict. When neither O(plan) nor a recorded
+        O(plan_file) is there, the module plans the stack itself first, exactly as that module would (writing
+        its C(dest) too), and returns the plan as RV(plan). One module run then plans and converges.
+      - When cargo is missing on the managed host and the options say C(no_cargo=roots), the module returns that
+        module's roots result as RV(plan), with RV(current=false), and does nothing else.
+    type: dict
   current:
     description:
       - For O(state=present), a record on the managed host that lets a converged stack skip the image checks.
       - Without O(current.record), the module first compares the record with O(current.digest) (the caller's
-        hash of every input of the images and volumes), with the IDs the engine now gives each of
-        O(current.images) (V(null) for an absent one) and with the existence of O(current.volumes). If any
-        differs, it returns RV(current=false) at once, changing nothing, and the caller takes the long way
-        (builds what is stale, creates volumes) and calls again with O(current.record=true).
+        hash of the inputs of the images and volumes, to which the module adds what the plan read on the host -
+        image, user, workspace owner, volumes, host toolchain), with the IDs the engine now gives each image
+        the record lists (or O(current.images)), V(null) for an absent one, and with the existence of
+        O(current.volumes). If any differs, or a Cargo root has no C(Cargo.lock) yet, it returns
+        RV(current=false) at once, changing nothing, and the caller takes the long way (builds what is stale,
+        creates volumes, generates lock files) and calls again with O(current.record=true).
       - With O(current.record=true), the module converges and then writes the record (not in check mode).
     type: dict
     suboptions:
@@ -191,6 +201,10 @@ services:
   elements: dict
   sample: [{service: api, status: serving, address: "127.0.0.1:8080", container: shop-api, detail: "",
             progress: null, ready: true, failed: false}]
+plan:
+  description: The plan the module made from O(workspace) (not returned when it read O(plan) or O(plan_file)).
+  returned: when the module planned from O(workspace)
+  type: dict
 current:
   description: With O(current), whether the record matched (or, with O(current.record), was written); when
     V(false) without O(current.record), nothing else was done.
@@ -223,6 +237,7 @@ from ansible_collections.community.docker.plugins.module_utils.common_api import
 from ansible_collections.community.docker.plugins.module_utils._api.errors import APIError, DockerException, NotFound
 
 from ansible_collections.cargohold.devenv.plugins.module_utils import _docker as dk
+from ansible_collections.cargohold.devenv.plugins.module_utils import _planning as planning
 from ansible_collections.cargohold.devenv.plugins.module_utils import _progress as pg
 from ansible_collections.cargohold.devenv.plugins.module_utils._plan import user_words
 
@@ -448,6 +463,8 @@ def converge(stack: Stack, module, wait: bool, timeout: int, recreate: list, ste
                              for a in actions) + "".join(f"{o['name']}: removed (orphan)\n" for o in orphans),
         },
     }
+    if current:
+        result["current"] = True
     if module.check_mode:
         result["services"] = stack.rows(existing)
         result["ready"] = all_ready(result["services"])
@@ -467,12 +484,11 @@ def converge(stack: Stack, module, wait: bool, timeout: int, recreate: list, ste
             needs[service["container"]["name"]] = {stack.services[d]["container"]["name"] for d in deps}
         for wave in dk.waves(changes, needs):
             list(pool.map(lambda a: stack.apply(a, bodies[a["name"]], by_container.get(a["name"], "builder")), wave))
-    if current:
-        result["current"] = True
-        if current["record"]:
-            # Written once the containers run on these images and volumes, whatever their builds then do.
-            ids, _missing = engine_now(stack, current, current["images"])
-            write_record(module, current["path"], dk.current_record(current["digest"], ids, current["volumes"]))
+    if current and current["record"]:
+        # Written once the containers run on these images and volumes, whatever their builds then do.
+        ids, _missing = engine_now(stack, current, current["images"])
+        write_record(module, current["path"],
+                     dk.current_record(dk.record_digest(current["digest"], stack.plan), ids, current["volumes"]))
     started = time.monotonic()
     if wait:
         result["services"], result["ready"] = wait_ready(stack, timeout, step=step)
@@ -653,6 +669,7 @@ def main() -> None:
         argument_spec=dict(
             plan=dict(type="dict"),
             plan_file=dict(type="path"),
+            workspace=dict(type="dict"),
             current=dict(type="dict", options=dict(
                 path=dict(type="path", required=True),
                 digest=dict(type="str", required=True),
@@ -672,20 +689,29 @@ def main() -> None:
         ),
         supports_check_mode=True,
         min_docker_api_version="1.41",
-        required_one_of=[("plan", "plan_file")],
+        required_one_of=[("plan", "plan_file", "workspace")],
     )
     module = client.module
     params = module.params
-    plan = read_record(params["plan_file"]) if params["plan_file"] else None
-    if plan is None:
-        if params["plan"] is None:
-            module.fail_json(msg=f"No plan was recorded at {params['plan_file']}: bring the stack up first "
-                                 "(ansible-playbook dev.yml records it).")
+    plan = params["plan"]
+    if plan is None and params["plan_file"]:
+        plan = read_record(params["plan_file"])
+    planned, plan_changed = None, False
+    if plan is None and params["workspace"] is not None:
+        try:
+            planned, plan_changed = planning.plan(module, planning.validated(params["workspace"], "workspace"))
+        except ValueError as exc:
+            module.fail_json(msg=str(exc))
             return
-        if params["plan_file"]:
-            module.warn(f"No plan was recorded at {params['plan_file']} (dev.yml records it when it brings the "
-                        f"stack up), so only the project's containers and network are known here.")
-        plan = params["plan"]
+        if planned.get("cargo_missing"):
+            module.exit_json(changed=False, current=False, reason="no cargo on the host to read the workspace",
+                             plan=planned, actions=[], removed=[], services=[], ready=False, seconds=0.0)
+            return
+        plan = planned
+    if plan is None:
+        module.fail_json(msg=f"No plan was recorded at {params['plan_file']}: bring the stack up first "
+                             "(ansible-playbook dev.yml records it).")
+        return
     stack = Stack(client, plan, params["names"])
     state = params["state"]
     wait = params["wait"] if params["wait"] is not None else state != "status"
@@ -696,10 +722,12 @@ def main() -> None:
             # The images the long way looked at, as it recorded them.
             refs = current["images"] or list(((record or {}).get("images") or {}))
             ids, missing = engine_now(stack, current, refs)
-            why = dk.record_differs(record, current["digest"], ids, missing)
+            why = dk.record_differs(record, dk.record_digest(current["digest"], plan), ids, missing)
+            if plan.get("lockfiles_missing"):
+                why = f"no Cargo.lock in {', '.join(plan['lockfiles_missing'])}"
             if why:
-                module.exit_json(changed=False, current=False, reason=why, actions=[], removed=[], services=[],
-                                 ready=False, seconds=0.0)
+                module.exit_json(changed=plan_changed, current=False, reason=why, actions=[], removed=[],
+                                 services=[], ready=False, seconds=0.0, **({"plan": planned} if planned else {}))
                 return
         if state == "absent":
             result = absent(stack, module)
@@ -723,6 +751,8 @@ def main() -> None:
                               current)
         if not module._diff:
             result.pop("diff", None)
+        if planned:
+            result.update(plan=planned, changed=result["changed"] or plan_changed)
         module.exit_json(**result)
     except StackError as exc:
         rows = exc.args[1] if len(exc.args) > 1 else []

@@ -16,6 +16,7 @@ from ansible.module_utils.common.text.converters import to_bytes
 
 from ansible_collections.cargohold.devenv.plugins.module_utils import _docker as dk
 from ansible_collections.cargohold.devenv.plugins.module_utils import _plan as pl
+from ansible_collections.cargohold.devenv.plugins.module_utils import _planning as planning
 from ansible_collections.cargohold.devenv.plugins.module_utils import _workspace as ws
 from ansible_collections.cargohold.devenv.plugins.modules import dev_containers, workspace_services
 
@@ -223,7 +224,7 @@ def test_malformed_manifest_fails_with_cargo_stderr(workspace: Path, cargo: str)
 
 def test_argument_spec_defaults_match_options() -> None:
     # The module documents defaults; the pure logic applies them when used directly.
-    spec = workspace_services.ARGUMENT_SPEC
+    spec = planning.ARGUMENT_SPEC
     for name, option in pl.Options.__dataclass_fields__.items():  # pylint: disable=no-member
         assert name in spec, name
         # The module chooses the user (from the workspace owner) before the plan, which then requires it.
@@ -274,7 +275,7 @@ LOAD_CASES = [
 def test_load_metadata_given(rels: tuple, given: t.Any, expected: dict) -> None:
     module = FakeModule(given, cargo="/nonexistent/cargo")
     cargo_roots = roots_of(*rels)
-    workspace_services.load_metadata(module, cargo_roots)
+    planning.load_metadata(module, cargo_roots)
     assert {r.rel: r.metadata["packages"][0]["name"] for r in cargo_roots} == expected
     assert module.commands == []
 
@@ -294,7 +295,7 @@ LOAD_ERRORS = [
 @pytest.mark.parametrize("rels, given, fragment", [c[1:] for c in LOAD_ERRORS], ids=[c[0] for c in LOAD_ERRORS])
 def test_load_metadata_given_errors(rels: tuple, given: t.Any, fragment: str) -> None:
     with pytest.raises(ValueError) as info:
-        workspace_services.load_metadata(FakeModule(given), roots_of(*rels))
+        planning.load_metadata(FakeModule(given), roots_of(*rels))
     assert fragment in str(info.value)
 
 
@@ -304,7 +305,7 @@ def test_load_metadata_collected_in_a_container(tmp_path: Path) -> None:
     given = {"orders": md_at("/workspace/orders", "orders"),
              "payments": metadata(package("svc", "svc", root="/workspace/payments"), root="/workspace/payments")}
     cargo_roots = roots_of("orders", "payments", project=str(tmp_path))
-    workspace_services.load_metadata(FakeModule(given), cargo_roots)
+    planning.load_metadata(FakeModule(given), cargo_roots)
     services = ws.discover_services(cargo_roots)
     assert [(s.name, s.package_dir) for s in services] == [("orders", "orders"), ("svc", "payments/svc")]
 
@@ -312,7 +313,7 @@ def test_load_metadata_collected_in_a_container(tmp_path: Path) -> None:
 def test_load_metadata_keyed_text() -> None:
     given = json.dumps({"orders": md_at("/p/orders", "orders"), "payments": md_at("/p/payments", "payments")})
     cargo_roots = roots_of("orders", "payments")
-    workspace_services.load_metadata(FakeModule(given), cargo_roots)
+    planning.load_metadata(FakeModule(given), cargo_roots)
     assert [r.metadata["packages"][0]["name"] for r in cargo_roots] == ["orders", "payments"]
 
 
@@ -324,18 +325,18 @@ def test_load_metadata_runs_cargo_per_root(tmp_path: Path) -> None:
     module = FakeModule(cargo=str(fake_cargo), outputs={
         "/p/orders": (0, json.dumps(md_at("/p/orders", "orders")), ""),
         "/p/payments": (0, json.dumps(md_at("/p/payments", "payments")), "")})
-    workspace_services.load_metadata(module, cargo_roots)
+    planning.load_metadata(module, cargo_roots)
     assert module.commands == [(ws.metadata_command(str(fake_cargo), "/p/orders"), "/p/orders"),
                                (ws.metadata_command(str(fake_cargo), "/p/payments"), "/p/payments")]
     assert [r.metadata["packages"][0]["name"] for r in cargo_roots] == ["orders", "payments"]
 
     failing = FakeModule(cargo=str(fake_cargo), outputs={"/p/orders": (101, "", "error: bad manifest\n")})
     with pytest.raises(ValueError, match=r"^path: cargo metadata failed for /p/orders/Cargo.toml: error: bad manifest"):
-        workspace_services.load_metadata(failing, roots_of("orders"))
+        planning.load_metadata(failing, roots_of("orders"))
 
     member = FakeModule(cargo=str(fake_cargo), outputs={"/p/orders": (0, json.dumps(md_at("/p", "top")), "")})
     with pytest.raises(ValueError, match=r"^path: /p/orders is a member of the workspace at /p"):
-        workspace_services.load_metadata(member, roots_of("orders"))
+        planning.load_metadata(member, roots_of("orders"))
 
 
 # --------------------------------------------------------------------------
@@ -343,7 +344,7 @@ def test_load_metadata_runs_cargo_per_root(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------
 
 def test_normalize_services_fills_defaults_and_converts() -> None:
-    result = workspace_services.normalize_services({
+    result = planning.normalize_services({
         "api": None,
         "kvd": {"port": "7070", "enabled": "yes", "args": [1, "--x"], "listen": "::1",
                 "mounts": [{"target": "/data", "source": "data"}],
@@ -356,7 +357,7 @@ def test_normalize_services_fills_defaults_and_converts() -> None:
     assert kvd["mounts"] == [{"target": "/data", "source": "data", "type": "bind", "read_only": False}]
     assert kvd["docker"] == {"cpus": 1.5, "memory": "536870912"}  # None values dropped, types from DOCKER_OPTIONS
     # raw settings pass through untouched for the plan to check
-    assert workspace_services.normalize_services({"a": {"ready": {"http": "/v"}, "ports": [1, "2:3"]}})["a"][
+    assert planning.normalize_services({"a": {"ready": {"http": "/v"}, "ports": [1, "2:3"]}})["a"][
         "ready"] == {"http": "/v"}
 
 
@@ -381,13 +382,13 @@ NORMALIZE_ERRORS = [
 @pytest.mark.parametrize("services, fragments", [c[1:] for c in NORMALIZE_ERRORS], ids=[c[0] for c in NORMALIZE_ERRORS])
 def test_normalize_services_errors(services: dict, fragments: t.List[str]) -> None:
     with pytest.raises(ValueError) as info:
-        workspace_services.normalize_services(services)
+        planning.normalize_services(services)
     for fragment in fragments:
         assert fragment in str(info.value)
 
 
 def test_normalized_services_render() -> None:
-    services = workspace_services.normalize_services({"api": {"port": "7070", "kind": "service"}})
+    services = planning.normalize_services({"api": {"port": "7070", "kind": "service"}})
     result = plan([ws.Root(".", "/ws", True, metadata(package("api", "api")))], services=services)
     assert result["services"][0]["container"]["env"]["PORT"] == "7070"
 
@@ -409,7 +410,7 @@ def test_docs_are_yaml(module: t.Any, section: str) -> None:
 
 def test_documented_options_are_the_argument_spec() -> None:
     documented = docs(workspace_services, "DOCUMENTATION")["options"]
-    spec = workspace_services.ARGUMENT_SPEC
+    spec = workspace_services.MODULE_ARGUMENT_SPEC
     assert sorted(documented) == sorted(spec)
     for name, option in spec.items():
         doc = documented[name]
