@@ -189,7 +189,7 @@ def validated(options: t.Any, option: str) -> dict:
     # A null value means "not given", as an omitted module option: Jinja cannot omit a key of a dict.
     checked = ArgumentSpecValidator(ARGUMENT_SPEC).validate({k: v for k, v in options.items() if v is not None})
     if checked.error_messages:
-        raise ValueError(f"{option}: {'; '.join(checked.error_messages)}")
+        raise ValueError(f"{option + ': ' if option else ''}{'; '.join(checked.error_messages)}")
     return checked.validated_parameters
 
 

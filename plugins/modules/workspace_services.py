@@ -90,10 +90,11 @@ options:
     choices: [per_service, shared_builder]
     default: per_service
   image:
-    description: Dev image reference used for every container. It must provide cargo, the O(watcher),
-      C(cargohold-run) and, with O(poll), C(cargohold-poll).
+    description:
+      - Dev image reference used for every container. It must provide cargo, the O(watcher),
+        C(cargohold-run) and, with O(poll), C(cargohold-poll).
+      - Required, unless O(options) is given.
     type: str
-    required: true
   network:
     description: Docker network the containers join. Defaults to C(PROJECT-dev).
     type: str
@@ -138,19 +139,21 @@ options:
     type: str
     default: /cargo-cache
   target_volume:
-    description: Named volume mounted at O(target_dir).
+    description:
+      - Named volume mounted at O(target_dir).
+      - Required, unless O(options) is given.
     type: str
-    required: true
   cache_volume:
-    description: Named volume mounted at O(cache_dir). Must differ from O(target_volume).
+    description:
+      - Named volume mounted at O(cache_dir). Must differ from O(target_volume).
+      - Required, unless O(options) is given.
     type: str
-    required: true
   state_dir:
     description:
       - Directory on the Docker host where each container's supervisor writes its state (one subdirectory per
         service, C(builder) for the builder); mounted at C(/run/cargohold).
+      - Required, unless O(options) is given.
     type: path
-    required: true
   port_base:
     description:
       - Service number I(i) (0-based, enabled services with their own network in name order) is published on
@@ -508,21 +511,21 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.cargohold.devenv.plugins.module_utils._planning import ARGUMENT_SPEC, plan, validated
 
 
-# The planning options, given one by one (path then required) or as one dict.
-MODULE_ARGUMENT_SPEC = dict(ARGUMENT_SPEC, path=dict(type="path"), options=dict(type="dict"))
+# The planning options, given one by one or as one dict; either way ARGUMENT_SPEC checks them (its required ones
+# included) once they are together.
+MODULE_ARGUMENT_SPEC = dict({k: dict(v, required=False) for k, v in ARGUMENT_SPEC.items()},
+                            options=dict(type="dict"))
 
 
 def main() -> None:
     module = AnsibleModule(argument_spec=MODULE_ARGUMENT_SPEC, supports_check_mode=True)
-    given = [k for k in ARGUMENT_SPEC if module.params[k] != ARGUMENT_SPEC[k].get("default")]
-    if module.params["options"] is not None and given:
+    given = {k: module.params[k] for k in ARGUMENT_SPEC if module.params[k] != ARGUMENT_SPEC[k].get("default")}
+    options = module.params["options"]
+    if options is not None and given:
         module.fail_json(msg=f"options: give the options either in options or one by one, not both ({', '.join(given)})")
         return
-    if module.params["options"] is None and not module.params["path"]:
-        module.fail_json(msg="missing required arguments: path")
-        return
     try:
-        params = validated(module.params["options"], "options") if module.params["options"] is not None else None
+        params = validated(options, "options") if options is not None else validated(given, "")
         result, changed = plan(module, params)
     except ValueError as exc:
         module.fail_json(msg=str(exc))

@@ -497,3 +497,25 @@ def test_no_cargo_roots_returns_the_roots_and_writes_no_plan(two_roots: Path, tm
     assert "containers" not in result and not dest.exists()
     failed = run_module(base_args(two_roots, "/nonexistent/cargo"), FailJson)
     assert "not found" in failed["msg"]
+
+
+def test_options_as_one_dict_plan_the_same(workspace: Path, cargo: str) -> None:
+    args = base_args(workspace, cargo, services={"auth": {"args": ["--verbose"]}})
+    assert run_module({"options": args}) == run_module(args)
+
+
+def test_options_and_single_options_together_are_refused(workspace: Path, cargo: str) -> None:
+    result = run_module({"options": base_args(workspace, cargo), "mode": "shared_builder"}, FailJson)
+    assert result["msg"].startswith("options: give the options either in options or one by one, not both (mode)")
+
+
+@pytest.mark.parametrize("wrap", [lambda a: a, lambda a: {"options": a}], ids=["one-by-one", "options"])
+def test_required_options_are_still_required(workspace: Path, cargo: str, wrap: t.Callable[[dict], dict]) -> None:
+    args = base_args(workspace, cargo)
+    del args["image"], args["state_dir"]
+    assert "missing required arguments: image, state_dir" in run_module(wrap(args), FailJson)["msg"]
+
+
+def test_null_options_count_as_left_out(workspace: Path, cargo: str) -> None:
+    args = base_args(workspace, cargo, roots=None, metadata=None, network=None, fallback_uid=None)
+    assert run_module({"options": args})["network"] == "shop-dev"
