@@ -381,7 +381,8 @@ user:
   type: str
   sample: "1000:1000"
 workspace_owner:
-  description: The uid and gid that own O(path) (not C(owner), which Ansible sets to the owner of O(dest)); a uid of V(0) means the container user can read the source
+  description: The uid and gid that own O(path) (not C(owner), which Ansible sets to the owner of O(dest));
+    a uid of V(0) means the container user can read the source
     but not write it.
   returned: always
   type: dict

@@ -28,7 +28,7 @@ def test_stack_names_refuses_a_name_docker_cannot_use() -> None:
     ({"uid": 1000, "gid": 1000}, 2000, "", 1000, "2000:1000"),
 ])
 def test_container_user_applies_the_plans_rule(stat: dict, uid: object, gid: object, fallback: object,
-                                                expected: str) -> None:
+                                               expected: str) -> None:
     assert container_user(stat, uid, gid, fallback) == expected
 
 
