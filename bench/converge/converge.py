@@ -46,6 +46,20 @@ UID = 1000
 CACHE = os.path.join(os.path.expanduser("~"), ".cache", "cargohold")
 POLL = 0.05  # seconds between two probes of one port
 LOCK = threading.Lock()
+# The least any Ansible command that asks the engine one question costs: one community.docker module run.
+FLOOR_DOCKER_YML = """---
+- name: One question to the engine, the least a status, up or down through Ansible can cost
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: List the containers of a project, as status does
+      community.docker.docker_host_info:
+        containers: true
+        containers_all: true
+        containers_filters:
+          label: io.cargohold.project=convbench-floor
+"""
+
 
 RECAP_RE = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 PROFILE_RE = re.compile(r"^(.+?) -{3,} (\d+\.\d+)s$", re.M)
@@ -825,7 +839,7 @@ def table(rows: t.Sequence[t.Sequence[str]], right: t.Collection[int] = ()) -> s
     return "\n".join(out)
 
 
-def report_n(n: int, res: dict) -> str:
+def report_n(n: int, res: dict, floor_docker: t.Optional[float] = None) -> str:
     ch, co = res["cargohold"], res["compose"]
     rows: t.List[t.List[str]] = [["command", "cargohold s", "compose s", "ratio", "target", "",
                                   "load cargohold (1-min, before>after per round)", "load compose"]]
@@ -851,6 +865,11 @@ def report_n(n: int, res: dict) -> str:
     if res.get("cold"):
         c = res["cold"]
         text.append(f"cold start (first dev.yml, not a target): {c['s']:.1f} s (load {fmt_load(c)})")
+    if floor_docker:
+        bounds = [f"{label.split(' | ')[-1]} {floor_docker / median(co[key]):.2f}x" for key, label, _target in ROWS[:3]
+                  if co.get(key)]
+        text.append(f"a play of one community.docker module ({floor_docker:.2f} s) against compose's: "
+                    + ", ".join(bounds))
     return "\n".join(text)
 
 
@@ -955,6 +974,7 @@ def main() -> int:
                  },
         "collection": [collection_state()],
         "floor": [],
+        "floor_docker": [],
         "n": {str(s.n): s.result for s in stacks},
         "profile": None,
         "error": None,
@@ -977,6 +997,13 @@ def main() -> int:
             s.pop("out")
             results["floor"].append(s)
             log(f"floor: empty play, no facts {s['s']:.2f} s (load {fmt_load(s)})")
+        floor_docker_book = os.path.join(tmp, "floor_docker.yml")
+        write(floor_docker_book, FLOOR_DOCKER_YML)
+        for _unused in range(args.rounds if args.floor_rounds < 0 else args.floor_rounds):
+            s = measure([PLAYBOOK, floor_docker_book], tmp, ansible_env())
+            s.pop("out")
+            results["floor_docker"].append(s)
+            log(f"floor: one community.docker module run {s['s']:.2f} s (load {fmt_load(s)})")
         for stack in stacks:
             if stack is not stacks[0]:
                 results["collection"].append(collection_state())
@@ -991,7 +1018,7 @@ def main() -> int:
             if stack is stacks[-1] and not args.no_profile:
                 results["profile"] = dict(stack.profile(), _n=stack.n)
                 save()
-            print(report_n(stack.n, stack.result), flush=True)
+            print(report_n(stack.n, stack.result, median(results["floor_docker"])), flush=True)
             if not args.keep:
                 stack.cleanup(keep_tmp=True)
     except KeyboardInterrupt as exc:
@@ -1034,6 +1061,9 @@ def main() -> int:
     if floor:
         print(f"floor: ansible-playbook of an empty play (no facts, as the playbooks): median {median(floor):.2f} s "
               f"(load {loads(floor)})")
+    if results["floor_docker"]:
+        print(f"floor: a play of one community.docker module (docker_host_info listing a project's containers): "
+              f"median {median(results['floor_docker']):.2f} s (load {loads(results['floor_docker'])})")
     states = results["collection"]
     print(f"collection measured: HEAD {states[0]['head']}, roles/plugins/playbooks hash {states[0]['hash']}, "
           f"uncommitted there: {', '.join(states[0]['uncommitted']) or 'none'}")
@@ -1043,7 +1073,7 @@ def main() -> int:
     for stack in stacks:
         if stack.result["cargohold"]["converge"] or stack.result["compose"]["converge"]:
             print()
-            print(report_n(stack.n, stack.result))
+            print(report_n(stack.n, stack.result, median(results["floor_docker"])))
     cost = report_cost(results)
     if cost:
         print()
