@@ -866,7 +866,7 @@ def report_n(n: int, res: dict, floor_docker: t.Optional[float] = None) -> str:
         c = res["cold"]
         text.append(f"cold start (first dev.yml, not a target): {c['s']:.1f} s (load {fmt_load(c)})")
     if floor_docker:
-        bounds = [f"{label.split(' | ')[-1]} {floor_docker / median(co[key]):.2f}x" for key, label, _target in ROWS[:3]
+        bounds = [f"{label.rsplit(' | ', maxsplit=1)[-1]} {floor_docker / median(co[key]):.2f}x" for key, label, _target in ROWS[:3]
                   if co.get(key)]
         text.append(f"a play of one community.docker module ({floor_docker:.2f} s) against compose's: "
                     + ", ".join(bounds))
@@ -990,20 +990,15 @@ def main() -> int:
     rc = 0
     try:
         log(f"scratch dir {tmp}; command output in {args.logfile}")
-        floor_book = os.path.join(tmp, "floor.yml")
-        write(floor_book, FLOOR_YML)
-        for _unused in range(args.rounds if args.floor_rounds < 0 else args.floor_rounds):
-            s = measure([PLAYBOOK, floor_book], tmp, ansible_env())
-            s.pop("out")
-            results["floor"].append(s)
-            log(f"floor: empty play, no facts {s['s']:.2f} s (load {fmt_load(s)})")
-        floor_docker_book = os.path.join(tmp, "floor_docker.yml")
-        write(floor_docker_book, FLOOR_DOCKER_YML)
-        for _unused in range(args.rounds if args.floor_rounds < 0 else args.floor_rounds):
-            s = measure([PLAYBOOK, floor_docker_book], tmp, ansible_env())
-            s.pop("out")
-            results["floor_docker"].append(s)
-            log(f"floor: one community.docker module run {s['s']:.2f} s (load {fmt_load(s)})")
+        for key, text, what in (("floor", FLOOR_YML, "empty play, no facts"),
+                                ("floor_docker", FLOOR_DOCKER_YML, "one community.docker module run")):
+            book = os.path.join(tmp, f"{key}.yml")
+            write(book, text)
+            for _unused in range(args.rounds if args.floor_rounds < 0 else args.floor_rounds):
+                s = measure([PLAYBOOK, book], tmp, ansible_env())
+                s.pop("out")
+                results[key].append(s)
+                log(f"floor: {what} {s['s']:.2f} s (load {fmt_load(s)})")
         for stack in stacks:
             if stack is not stacks[0]:
                 results["collection"].append(collection_state())
