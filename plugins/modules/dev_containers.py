@@ -499,7 +499,8 @@ def converge(stack: Stack, module, wait: bool, timeout: int, recreate: list, ste
     return result
 
 
-def read_record(path: str):
+def read_json(path: str):
+    """The JSON document of a file on the managed host (a plan or a record); None when missing or unreadable."""
     try:
         with open(path, encoding="utf-8") as handle:
             return json.load(handle)
@@ -523,6 +524,29 @@ def engine_now(stack: Stack, current: dict, refs: list) -> tuple:
         ids = dict(zip(refs, pool.map(stack.image_id, refs)))
         found = list(pool.map(stack.volume_exists, current["volumes"]))
     return ids, [v for v, f in zip(current["volumes"], found) if not f]
+
+
+def resolve_plan(module, params: dict) -> tuple:
+    """(plan, planned, changed): the plan given, else the one recorded at plan_file, else one made now from the
+    workspace options (planned, and changed when its dest file changed); None when there is none."""
+    plan = params["plan"]
+    if plan is None and params["plan_file"]:
+        plan = read_json(params["plan_file"])
+    if plan is not None or params["workspace"] is None:
+        return plan, None, False
+    planned, changed = planning.plan(module, planning.validated(params["workspace"], "workspace"))
+    return planned, planned, changed
+
+
+def record_differs(stack: Stack, current: dict) -> t.Optional[str]:
+    """Why the last up's record no longer vouches for the images and volumes (None when it does)."""
+    if stack.plan.get("lockfiles_missing"):
+        return f"no Cargo.lock in {', '.join(stack.plan['lockfiles_missing'])}"
+    record = read_json(current["path"])
+    # The images the long way looked at, as it recorded them.
+    refs = current["images"] or list(((record or {}).get("images") or {}))
+    ids, missing = engine_now(stack, current, refs)
+    return dk.record_differs(record, dk.record_digest(current["digest"], stack.plan), ids, missing)
 
 
 def all_ready(rows: list) -> bool:
@@ -693,21 +717,16 @@ def main() -> None:
     )
     module = client.module
     params = module.params
-    plan = params["plan"]
-    if plan is None and params["plan_file"]:
-        plan = read_record(params["plan_file"])
-    planned, plan_changed = None, False
-    if plan is None and params["workspace"] is not None:
-        try:
-            planned, plan_changed = planning.plan(module, planning.validated(params["workspace"], "workspace"))
-        except ValueError as exc:
-            module.fail_json(msg=str(exc))
-            return
-        if planned.get("cargo_missing"):
-            module.exit_json(changed=False, current=False, reason="no cargo on the host to read the workspace",
-                             plan=planned, actions=[], removed=[], services=[], ready=False, seconds=0.0)
-            return
-        plan = planned
+    try:
+        plan, planned, plan_changed = resolve_plan(module, params)
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+        return
+    nothing_done = dict(current=False, actions=[], removed=[], services=[], ready=False, seconds=0.0)
+    if planned and planned.get("cargo_missing"):
+        module.exit_json(changed=False, reason="no cargo on the host to read the workspace", plan=planned,
+                         **nothing_done)
+        return
     if plan is None:
         module.fail_json(msg=f"No plan was recorded at {params['plan_file']}: bring the stack up first "
                              "(ansible-playbook dev.yml records it).")
@@ -717,18 +736,11 @@ def main() -> None:
     wait = params["wait"] if params["wait"] is not None else state != "status"
     current = params["current"] if state == "present" else None
     try:
-        if current and not current["record"]:
-            record = read_record(current["path"])
-            # The images the long way looked at, as it recorded them.
-            refs = current["images"] or list(((record or {}).get("images") or {}))
-            ids, missing = engine_now(stack, current, refs)
-            why = dk.record_differs(record, dk.record_digest(current["digest"], plan), ids, missing)
-            if plan.get("lockfiles_missing"):
-                why = f"no Cargo.lock in {', '.join(plan['lockfiles_missing'])}"
-            if why:
-                module.exit_json(changed=plan_changed, current=False, reason=why, actions=[], removed=[],
-                                 services=[], ready=False, seconds=0.0, **({"plan": planned} if planned else {}))
-                return
+        why = record_differs(stack, current) if current and not current["record"] else None
+        if why:
+            module.exit_json(changed=plan_changed, reason=why, **({"plan": planned} if planned else {}),
+                             **nothing_done)
+            return
         if state == "absent":
             result = absent(stack, module)
         elif state == "status":
