@@ -132,7 +132,7 @@ def write_dest(module: t.Any, dest: str, content: str) -> bool:
     if not module.check_mode:
         directory = os.path.dirname(dest)
         os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".workspace_services.")
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(dest)}.")
         module.add_cleanup_file(tmp)
         with os.fdopen(fd, "wb") as handle:
             handle.write(to_bytes(content))

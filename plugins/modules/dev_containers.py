@@ -53,14 +53,14 @@ options:
     description:
       - The result of M(cargohold.devenv.workspace_services) (its C(project), C(network), C(containers),
         C(services), C(state_dir), C(image), C(user) and C(order) keys).
-      - With O(plan_file), used only when that file does not exist (then with a warning). A plan of the project
-        and network alone lets O(state=absent) remove what runs when no plan was recorded.
+      - Given, it is used as it is; O(plan_file) and O(workspace) are then not read.
     type: dict
   plan_file:
     description:
       - Read the plan from this file on the managed host, the one M(cargohold.devenv.workspace_services) wrote
         with its C(dest) when the stack was brought up, so the daily commands act on what runs (overrides
-        included) without planning again.
+        included) without planning again. When the file is missing, the module plans from O(workspace), or
+        fails saying that no plan was recorded.
     type: path
   workspace:
     description:
@@ -226,7 +226,6 @@ seconds:
 import json
 import os
 import socket
-import tempfile
 import time
 import typing as t
 import traceback
@@ -487,8 +486,8 @@ def converge(stack: Stack, module, wait: bool, timeout: int, recreate: list, ste
     if current and current["record"]:
         # Written once the containers run on these images and volumes, whatever their builds then do.
         ids, _missing = engine_now(stack, current, current["images"])
-        write_record(module, current["path"],
-                     dk.current_record(dk.record_digest(current["digest"], stack.plan), ids, current["volumes"]))
+        record = dk.current_record(dk.record_digest(current["digest"], stack.plan), ids, current["volumes"])
+        planning.write_dest(module, current["path"], json.dumps(record, indent=2, sort_keys=True))
     started = time.monotonic()
     if wait:
         result["services"], result["ready"] = wait_ready(stack, timeout, step=step)
@@ -506,16 +505,6 @@ def read_json(path: str):
             return json.load(handle)
     except (OSError, ValueError):
         return None
-
-
-def write_record(module, path: str, record: dict) -> None:
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".current.")
-    module.add_cleanup_file(tmp)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(record, handle, indent=2, sort_keys=True)
-    module.atomic_move(tmp, path)
 
 
 def engine_now(stack: Stack, current: dict, refs: list) -> tuple:
@@ -538,7 +527,7 @@ def resolve_plan(module, params: dict) -> tuple:
     return planned, planned, changed
 
 
-def record_differs(stack: Stack, current: dict) -> t.Optional[str]:
+def why_not_current(stack: Stack, current: dict) -> t.Optional[str]:
     """Why the last up's record no longer vouches for the images and volumes (None when it does)."""
     if stack.plan.get("lockfiles_missing"):
         return f"no Cargo.lock in {', '.join(stack.plan['lockfiles_missing'])}"
@@ -736,7 +725,7 @@ def main() -> None:
     wait = params["wait"] if params["wait"] is not None else state != "status"
     current = params["current"] if state == "present" else None
     try:
-        why = record_differs(stack, current) if current and not current["record"] else None
+        why = why_not_current(stack, current) if current and not current["record"] else None
         if why:
             module.exit_json(changed=plan_changed, reason=why, **({"plan": planned} if planned else {}),
                              **nothing_done)
