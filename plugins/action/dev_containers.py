@@ -13,8 +13,15 @@ service that exited with its last log lines) is returned as its message alone, w
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
 import time
 
+from ansible.errors import AnsibleConnectionFailure
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.common.text.converters import to_text
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
@@ -37,6 +44,80 @@ QUIET = 30.0
 WAITING_STATES = ("present", "restarted", "rebuilt")
 
 
+class _Options:  # pylint: disable=too-few-public-methods
+    """The connection options for community.docker's plugin client, which reads them as a plugin's options."""
+
+    def __init__(self, params: dict):
+        self.params = params
+
+    def get_option(self, name: str):
+        return self.params[name]
+
+
+class _InProcess:
+    """What ``_stack.run`` and the planner use of an AnsibleModule, for a run in the controller's process."""
+
+    def __init__(self, params: dict, check_mode: bool, diff: bool):
+        self.params = params
+        self.check_mode = check_mode
+        self._diff = diff
+        self._cleanup: list = []
+
+    @staticmethod
+    def run_command(args: list, cwd=None) -> tuple:
+        done = subprocess.run(args, cwd=cwd, capture_output=True, check=False)
+        return done.returncode, to_text(done.stdout, errors="surrogate_or_replace"), to_text(
+            done.stderr, errors="surrogate_or_replace")
+
+    def add_cleanup_file(self, path: str) -> None:
+        self._cleanup.append(path)
+
+    @staticmethod
+    def atomic_move(src: str, dest: str) -> None:
+        # The modes AnsibleModule.atomic_move gives: the replaced file's, else the umask's.
+        if os.path.exists(dest):
+            shutil.copymode(dest, src)
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(src, 0o666 & ~umask)
+        os.replace(src, dest)
+
+    def cleanup(self) -> None:
+        for path in self._cleanup:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+
+def run_in_process(args: dict, check_mode: bool, diff: bool) -> dict:
+    """The module's result for args, computed in this process: validated as AnsibleModule would, run by
+    ``_stack.run``, and made JSON as a module's result is."""
+    # Imported here, not above: a remote run (the module path) does not need the API client on the controller.
+    # pylint: disable=import-outside-toplevel
+    from ansible_collections.cargohold.devenv.plugins.module_utils import _stack
+    from ansible_collections.community.docker.plugins.module_utils.util import (
+        DOCKER_COMMON_ARGS, DOCKER_MUTUALLY_EXCLUSIVE, DOCKER_REQUIRED_TOGETHER)
+    from ansible_collections.community.docker.plugins.plugin_utils.common_api import AnsibleDockerClient
+    checked = ArgumentSpecValidator(
+        dict(DOCKER_COMMON_ARGS, **_stack.ARGUMENT_SPEC), mutually_exclusive=DOCKER_MUTUALLY_EXCLUSIVE,
+        required_together=DOCKER_REQUIRED_TOGETHER, required_one_of=_stack.REQUIRED_ONE_OF).validate(args)
+    if checked.error_messages:
+        return dict(failed=True, msg=", ".join(checked.error_messages))
+    module = _InProcess(checked.validated_parameters, check_mode, diff)
+    try:
+        client = AnsibleDockerClient(_Options(module.params), min_docker_api_version=_stack.MIN_DOCKER_API_VERSION)
+        result = _stack.run(module, client)
+    except _stack.Failure as exc:
+        result = dict(exc.result, failed=True, msg=exc.msg)
+    except AnsibleConnectionFailure as exc:  # the client's own failures (engine unreachable, API too old)
+        result = dict(failed=True, msg=str(exc))
+    finally:
+        module.cleanup()
+    return json.loads(json.dumps(result))
+
+
 class ActionModule(ActionBase):
     _requires_connection = True
 
@@ -49,7 +130,7 @@ class ActionModule(ActionBase):
         if (state not in WAITING_STATES or not wait or self._task.check_mode
                 or float(args.get("wait_step") or 0) > 0):
             try:
-                result.update(self._execute_module(module_args=args, task_vars=task_vars))
+                result.update(self._run_module(module_args=args, task_vars=task_vars))
             finally:
                 self._remove_tmp_path(self._connection._shell.tmpdir)
             return result
@@ -63,7 +144,7 @@ class ActionModule(ActionBase):
         host = task_vars.get("inventory_hostname", "")
         timeout = float(args.get("wait_timeout") or 900)
         started = time.monotonic()
-        first = self._execute_module(module_args=dict(args, wait=False), task_vars=task_vars)
+        first = self._run_module(module_args=dict(args, wait=False), task_vars=task_vars)
         # current=false: the record of the images and volumes did not match and nothing was done.
         if first.get("failed") or first.get("ready") or first.get("current") is False:
             return self._shown(first)
@@ -86,8 +167,7 @@ class ActionModule(ActionBase):
         last, last_at = None, 0.0
         while True:
             remaining = timeout - (time.monotonic() - started)
-            step = self._execute_module(module_args=dict(poll, wait_timeout=max(1, int(remaining))),
-                                        task_vars=task_vars)
+            step = self._run_module(module_args=dict(poll, wait_timeout=max(1, int(remaining))), task_vars=task_vars)
             elapsed = time.monotonic() - started
             if step.get("failed"):
                 # The rows are in the message already: the failure the user reads is that message, not a list.
@@ -102,6 +182,21 @@ class ActionModule(ActionBase):
             if not pg.same_news(last, line) or time.monotonic() - last_at >= QUIET:
                 _say(f"{host}: {line}")
                 last, last_at = line, time.monotonic()
+
+    def _run_module(self, module_args: dict, task_vars: dict) -> dict:
+        if self._in_process(task_vars):
+            return run_in_process(module_args, bool(self._task.check_mode), bool(self._task.diff))
+        return self._execute_module(module_args=module_args, task_vars=task_vars)
+
+    def _in_process(self, task_vars: dict) -> bool:
+        """Whether the module's code may run here: the managed host is this host, as this user, with this
+        environment, and the user has not said no."""
+        if (self._connection.transport != "local" or self._play_context.become or self._task.async_val
+                or not boolean(task_vars.get("cargohold_in_process", True), strict=False)):
+            return False
+        environment: dict = {}
+        self._compute_environment_string(environment)
+        return not environment
 
     @staticmethod
     def _shown(result: dict) -> dict:

@@ -17,6 +17,7 @@ from ansible.module_utils.common.text.converters import to_bytes
 from ansible_collections.cargohold.devenv.plugins.module_utils import _docker as dk
 from ansible_collections.cargohold.devenv.plugins.module_utils import _plan as pl
 from ansible_collections.cargohold.devenv.plugins.module_utils import _planning as planning
+from ansible_collections.cargohold.devenv.plugins.module_utils import _stack
 from ansible_collections.cargohold.devenv.plugins.module_utils import _workspace as ws
 from ansible_collections.cargohold.devenv.plugins.modules import dev_containers, workspace_services
 
@@ -417,6 +418,15 @@ def test_documented_options_are_the_argument_spec() -> None:
         for key in ("type", "elements", "choices", "default"):
             assert doc.get(key) == option.get(key), f"{name}.{key}"
         assert bool(doc.get("required")) == bool(option.get("required")), name
+
+
+def test_dev_containers_documents_its_argument_spec() -> None:
+    documented = docs(dev_containers, "DOCUMENTATION")["options"]
+    assert sorted(documented) == sorted(_stack.ARGUMENT_SPEC)
+    for name, option in _stack.ARGUMENT_SPEC.items():
+        for key in ("type", "elements", "choices", "default"):
+            assert documented[name].get(key) == option.get(key), f"{name}.{key}"
+        assert sorted(documented[name].get("suboptions") or {}) == sorted(option.get("options") or {}), name
 
 
 def _services_doc_items() -> t.List[str]:

@@ -1,4 +1,4 @@
-"""modules/dev_containers.py: the parts that need no Docker engine (log demuxing, port checks, state files)."""
+"""module_utils/_stack.py: the parts that need no Docker engine (log demuxing, port checks, state files)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.cargohold.devenv.plugins.module_utils import _docker as dk
-from ansible_collections.cargohold.devenv.plugins.modules import dev_containers as dc
+from ansible_collections.cargohold.devenv.plugins.module_utils import _stack as dc
 
 from helpers import cargo_root, package, plan
 
