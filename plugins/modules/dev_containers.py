@@ -34,8 +34,18 @@ author:
   - cargohold developers (@cargohold)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
   - community.docker.docker.api_documentation
 attributes:
+  action:
+    support: full
+    details: The action plugin prints progress while it waits. On a local connection without C(become), a task
+      C(environment) or C(async), it runs this module's code in the controller's process (no module payload is
+      built, copied or started); C(cargohold_in_process=false) makes it run the module as usual.
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
   check_mode:
     support: full
     details: The decisions are the real run's; nothing is created, started, restarted, cleaned, removed or

@@ -293,8 +293,9 @@ def main() -> None:
     except (DockerException, RequestException) as exc:
         module.fail_json(msg=f"Tagging images failed: {exc}", exception=traceback.format_exc(), images=rows)
         return
-    changed = bool(done) or bool(tagged) and not module.params["state"] == "query"
-    result = dict(changed=changed or (module.check_mode and bool(stale)), images=rows, stale=stale,
+    # A query never changes anything, in check mode neither: what it reports is in stale.
+    changed = module.params["state"] != "query" and bool(done or tagged or (module.check_mode and stale))
+    result = dict(changed=changed, images=rows, stale=stale,
                   built=[r for r in stale if r in done], tagged=tagged)
     if module._diff:  # pylint: disable=protected-access
         result["diff"] = im.diff(rows, label)
