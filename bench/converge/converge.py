@@ -91,8 +91,10 @@ def loadavg() -> t.List[float]:
         return [float(x) for x in handle.read().split()[:3]]
 
 
-# A second counts as quiet when the CPU was busy less than this share of it (all cores together).
-IDLE_BUSY = 0.10
+# A second counts as quiet when no compiler or linker runs (the containers' first builds after a start are over)
+# and the CPU was busy less than this share of it (all cores together; N idle containers cost a little each).
+IDLE_BUSY = 0.35
+BUILD_COMMS = {"rustc", "cc", "cc1", "ld", "collect2", "build-script-build"}
 
 
 def cpu_times() -> t.Tuple[int, int]:
@@ -103,9 +105,22 @@ def cpu_times() -> t.Tuple[int, int]:
     return sum(fields) - idle, sum(fields)
 
 
+def building() -> bool:
+    """Whether a compiler or linker runs anywhere on the machine (in a container or not)."""
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as handle:
+                    if handle.read().strip() in BUILD_COMMS:
+                        return True
+            except OSError:
+                continue
+    return False
+
+
 def quiet_for(seconds: float, timeout: float) -> float:
-    """Block until `seconds` consecutive seconds had the CPU under IDLE_BUSY busy, or `timeout` passed;
-    return the seconds waited."""
+    """Block until `seconds` consecutive seconds were quiet (see IDLE_BUSY), or `timeout` passed; return the
+    seconds waited."""
     start = time.monotonic()
     quiet_since = start
     busy, total = cpu_times()
@@ -114,7 +129,7 @@ def quiet_for(seconds: float, timeout: float) -> float:
         busy2, total2 = cpu_times()
         share = (busy2 - busy) / max(1, total2 - total)
         busy, total = busy2, total2
-        if share >= IDLE_BUSY:
+        if share >= IDLE_BUSY or building():
             quiet_since = time.monotonic()
         elif time.monotonic() - quiet_since >= seconds:
             break
@@ -953,7 +968,8 @@ def main() -> int:
                         help="first loopback port; each N takes a block of 100 (compose: the same + 500)")
     parser.add_argument("--compose-offset", type=int, default=500, help="compose ports = cargohold's + this")
     parser.add_argument("--settle", type=float, default=2.0,
-                        help="seconds the CPU must be idle (under 10%% busy) before each measured command")
+                        help="seconds without a compiler or linker running and with the CPU under 35%% busy before each "
+                             "measured command")
     parser.add_argument("--settle-timeout", type=float, default=180.0,
                         help="measure anyway after this many seconds without that quiet (the log says so)")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds for one start to serve")
