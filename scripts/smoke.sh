@@ -58,7 +58,7 @@ shipped_dev=$(grep -E '^(molecule|bench|scripts|tests|docs/_build|\.ci|\.config|
 for needed in MANIFEST.json FILES.json README.md COPYING meta/runtime.yml changelogs/changelog.yaml \
     plugins/modules/dev_containers.py plugins/modules/workspace_services.py plugins/module_utils/_plan.py \
     plugins/filter/table.py roles/dev_stack/tasks/main.yml roles/dev_image/files/cargohold-run \
-    roles/release_image/tasks/main.yml playbooks/dev.yml playbooks/down.yml examples/workspace/dev.yml; do
+    roles/release_image/tasks/main.yml playbooks/dev.yml playbooks/down.yml playbooks/status.yml examples/workspace/dev.yml; do
     grep -qxF "$needed" <<<"$contents" || fail "the tarball lacks $needed"
 done
 say "$(basename "$tarball"): $(wc -l <<<"$contents") entries, $(du -k "$tarball" | cut -f1) KiB, no dev-only content"
@@ -104,6 +104,12 @@ reply=$("$venv/bin/python" -c 'import sys, urllib.request; print(urllib.request.
     "http://127.0.0.1:$port/") || fail "nothing answers on 127.0.0.1:$port"
 [[ $reply == "hello from the installed cargohold.devenv" ]] || fail "127.0.0.1:$port answered '$reply'"
 say "127.0.0.1:$port answers '$reply'"
+
+report=$(cd "$ws" && "$venv/bin/ansible-playbook" cargohold.devenv.status -e dev_services_status_volumes=true) \
+    || fail "status failed"
+grep -qE '^ *"[a-z0-9_-]+ +serving ' <<<"$report" && grep -qE "\"$project-cargo-target +[0-9.]+ [A-Za-z]+\"" <<<"$report" \
+    || fail "status did not print the serving service and the target volume's size: $report"
+say "status printed the serving service and the volume sizes"
 
 (cd "$ws" && "$venv/bin/ansible-playbook" cargohold.devenv.down -e "cargohold_workspace=$ws") || fail "down failed"
 stack_up=false

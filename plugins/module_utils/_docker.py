@@ -399,3 +399,11 @@ def record_differs(record: t.Any, digest: str, image_ids: t.Mapping[str, t.Optio
         if ref not in recorded or recorded[ref] != image_id:
             return f"image {ref} changed"
     return None
+
+
+def project_volumes(disk_usage: JsonDict, project: str) -> t.List[JsonDict]:
+    """The project's volumes and their sizes in bytes (-1 when the engine has not computed one), by name, from the
+    engine's disk usage (GET /system/df)."""
+    return sorted(({"name": v["Name"], "size": (v.get("UsageData") or {}).get("Size", -1)}
+                   for v in disk_usage.get("Volumes") or []
+                   if (v.get("Labels") or {}).get(PROJECT_LABEL) == project), key=lambda v: v["name"])

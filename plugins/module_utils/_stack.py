@@ -19,9 +19,7 @@ from ansible_collections.community.docker.plugins.module_utils.common_api import
 from ansible_collections.community.docker.plugins.module_utils._api.errors import APIError, DockerException, NotFound
 
 from ansible_collections.cargohold.devenv.plugins.module_utils import _docker as dk
-from ansible_collections.cargohold.devenv.plugins.module_utils import _planning as planning
 from ansible_collections.cargohold.devenv.plugins.module_utils import _progress as pg
-from ansible_collections.cargohold.devenv.plugins.module_utils._plan import user_words
 
 WORKERS = 4
 POLL = 0.25
@@ -45,6 +43,7 @@ ARGUMENT_SPEC = dict(
     wait_timeout=dict(type="int", default=900),
     wait_step=dict(type="float", default=0),
     log_lines=dict(type="int", default=0),
+    volumes=dict(type="bool", default=False),
     recreate=dict(type="list", elements="str", default=[]),
     names=dict(type="dict", default={}),
 )
@@ -303,7 +302,7 @@ def converge(stack: Stack, module, wait: bool, timeout: int, recreate: list, ste
         # Written once the containers run on these images and volumes, whatever their builds then do.
         ids, _missing = engine_now(stack, current, current["images"])
         record = dk.current_record(dk.record_digest(current["digest"], stack.plan), ids, current["volumes"])
-        planning.write_dest(module, current["path"], json.dumps(record, indent=2, sort_keys=True))
+        _planning().write_dest(module, current["path"], json.dumps(record, indent=2, sort_keys=True))
     started = time.monotonic()
     if wait:
         result["services"], result["ready"] = wait_ready(stack, timeout, step=step)
@@ -312,6 +311,18 @@ def converge(stack: Stack, module, wait: bool, timeout: int, recreate: list, ste
         result["ready"] = all_ready(result["services"])
     result["seconds"] = round(time.monotonic() - started, 2)
     return result
+
+
+def _planning():
+    """The planner, imported only when a plan is made or recorded: status and down read the recorded plan, and
+    every module a task imports is compiled anew (the collection loader keeps no bytecode)."""
+    from ansible_collections.cargohold.devenv.plugins.module_utils import _planning as planning  # pylint: disable=import-outside-toplevel
+    return planning
+
+
+def _user_words(message: str, names: dict) -> str:
+    from ansible_collections.cargohold.devenv.plugins.module_utils._plan import user_words  # pylint: disable=import-outside-toplevel
+    return user_words(message, names)
 
 
 def read_json(path: str):
@@ -339,6 +350,7 @@ def resolve_plan(module, params: dict) -> tuple:
         plan = read_json(params["plan_file"])
     if plan is not None or params["workspace"] is None:
         return plan, None, False
+    planning = _planning()
     planned, changed = planning.plan(module, planning.validated(params["workspace"], "workspace"))
     return planned, planned, changed
 
@@ -528,9 +540,9 @@ def run(module: t.Any, client: AnsibleDockerClientBase) -> dict:
                               current)
     except StackError as exc:
         rows = exc.args[1] if len(exc.args) > 1 else []
-        raise Failure(user_words(str(exc.args[0]), params["names"]), services=rows) from exc
+        raise Failure(_user_words(str(exc.args[0]), params["names"]), services=rows) from exc
     except ValueError as exc:
-        raise Failure(user_words(str(exc), params["names"])) from exc
+        raise Failure(_user_words(str(exc), params["names"])) from exc
     except (DockerException, RequestException) as exc:
         raise Failure(f"Docker API error: {exc}", exception=traceback.format_exc()) from exc
     if not module._diff:  # pylint: disable=protected-access
@@ -550,4 +562,7 @@ def status(stack: Stack, module: t.Any, params: dict, wait: bool) -> dict:
     else:
         rows, seconds = stack.rows(stack.list(), only, params["log_lines"]), 0.0
         ready = all_ready(rows)
-    return {"changed": False, "actions": [], "removed": [], "seconds": seconds, "services": rows, "ready": ready}
+    result = {"changed": False, "actions": [], "removed": [], "seconds": seconds, "services": rows, "ready": ready}
+    if params["volumes"]:
+        result["volumes"] = dk.project_volumes(stack.client.get_json("/system/df"), stack.project)
+    return result

@@ -150,6 +150,11 @@ options:
     description: With O(state=status), also return the last this many lines of each service's container log.
     type: int
     default: 0
+  volumes:
+    description: With O(state=status), also return the project's volumes and their sizes (one disk-usage query
+      to the engine, which sizes every volume it has; seconds on a large cache).
+    type: bool
+    default: false
   recreate:
     description: Service names whose containers are recreated even when unchanged.
     type: list
@@ -211,6 +216,13 @@ services:
   elements: dict
   sample: [{service: api, status: serving, address: "127.0.0.1:8080", container: shop-api, detail: "",
             progress: null, ready: true, failed: false}]
+volumes:
+  description: With O(volumes), the project's volumes, by name, with C(name) and C(size) (bytes; -1 when the
+    engine has not computed it).
+  returned: with O(state=status) and O(volumes=true)
+  type: list
+  elements: dict
+  sample: [{name: shop-target, size: 171234567}]
 plan:
   description: The plan the module made from O(workspace) (not returned when it read O(plan) or O(plan_file)).
   returned: when the module planned from O(workspace)

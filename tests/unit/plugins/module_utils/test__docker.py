@@ -630,3 +630,16 @@ def test_record_differs(record: t.Any, digest: str, ids: dict, missing: list, re
 def test_current_record_is_json_and_sorted() -> None:
     assert json.loads(json.dumps(RECORD)) == {"digest": "digest-1", "images": IDS,
                                               "volumes": ["shop-cargo-cache", "shop-cargo-target"]}
+
+
+@pytest.mark.parametrize("volumes, expected", [
+    # Another project's volume, an unlabelled one and one the engine has not sized are told apart.
+    ([{"Name": "shop-cargo-target", "Labels": {"io.cargohold.project": "shop"}, "UsageData": {"Size": 2048}},
+      {"Name": "other-cargo-target", "Labels": {"io.cargohold.project": "other"}, "UsageData": {"Size": 1}},
+      {"Name": "anonymous", "Labels": None, "UsageData": {"Size": 7}},
+      {"Name": "shop-cargo-cache", "Labels": {"io.cargohold.project": "shop"}, "UsageData": None}],
+     [{"name": "shop-cargo-cache", "size": -1}, {"name": "shop-cargo-target", "size": 2048}]),
+    (None, []),
+])
+def test_project_volumes_are_the_projects_own_by_name(volumes: t.Any, expected: list) -> None:
+    assert dk.project_volumes({"Volumes": volumes, "Images": []}, "shop") == expected
