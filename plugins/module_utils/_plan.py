@@ -33,6 +33,8 @@ DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
 MOUNT_TYPES = ("bind", "volume", "tmpfs")
 LABEL_PREFIX = "io.cargohold."
 STATE_MOUNT = "/run/cargohold"
+# Under the shared target dir: the queues of cargohold-build --batch, one per Cargo root and cargo arguments.
+BATCH_DIR = "cargohold-batch"
 # IPv6 loopback for servers that bind [::1]; Docker disables IPv6 in containers of a non-IPv6 network.
 IPV6_LOOPBACK_SYSCTL = {"net.ipv6.conf.lo.disable_ipv6": "0"}
 
@@ -121,6 +123,7 @@ class Options:
     bind_address: str = "127.0.0.1"
     cargo_args: t.List[str] = field(default_factory=list)
     watch_delay: float = 0.1
+    batch_builds: bool = True
     watch_ignore: t.List[str] = field(default_factory=list)
     watcher: str = "cargo-watch"
     poll: bool = False
@@ -660,12 +663,18 @@ def manifest(source_dir: str, root: str) -> str:
     return posixpath.normpath(posixpath.join(source_dir, root, "Cargo.toml"))
 
 
-def build_command(service: ws.Service, source_dir: str, cargo_args: t.Sequence[str]) -> t.List[str]:
-    cargo = ["cargohold-build", "build", "--manifest-path", manifest(source_dir, service.root),
-             "-p", service.package, "--bin", service.name]
+def build_command(service: ws.Service, source_dir: str, cargo_args: t.Sequence[str],
+                  batch_dir: t.Optional[str]) -> t.List[str]:
+    """A per_service watcher's build. With ``batch_dir``, cargohold-build --batch: one cargo builds this
+    selection with those of the other watchers that the same edit woke (features named with their package, as a
+    build of several packages needs)."""
+    selection = ["-p", service.package, "--bin", service.name]
     if service.required_features:
-        cargo += ["--features", ",".join(service.required_features)]
-    return cargo + list(cargo_args)
+        selection += ["--features", ",".join(f"{service.package}/{f}" for f in service.required_features)]
+    build = ["build", "--manifest-path", manifest(source_dir, service.root)]
+    if batch_dir is None:
+        return ["cargohold-build", *build, *selection, *cargo_args]
+    return ["cargohold-build", "--batch", batch_dir, *selection, "--", *build, *cargo_args]
 
 
 def builder_build(services: t.Sequence[ws.Service], source_dir: str, roots: t.Sequence[str],
@@ -873,7 +882,9 @@ class _Context:
         if self.opts.mode == "per_service":
             env["CARGOHOLD_BUILD_STATE"] = state
             env["CARGOHOLD_OWN_BUILD"] = "1"
-            watcher = self.watcher(watch, ignore, shlex.join(build_command(service, source, self.opts.cargo_args)))
+            watcher = self.watcher(watch, ignore, shlex.join(build_command(
+                service, source, self.opts.cargo_args,
+                posixpath.join(target, BATCH_DIR) if self.opts.batch_builds else None)))
         else:
             env["CARGOHOLD_BUILD_STATE"] = posixpath.join(STATE_MOUNT, "builder")
             watcher = []

@@ -45,6 +45,7 @@ ARGUMENT_SPEC = dict(
     bind_address=dict(type="str", default="127.0.0.1"),
     cargo_args=dict(type="list", elements="str", default=[]),
     watch_delay=dict(type="float", default=0.1),
+    batch_builds=dict(type="bool", default=True),
     watch_ignore=dict(type="list", elements="str", default=[]),
     # Checked by the plan, whose error names the variable the user set (names).
     watcher=dict(type="str", default="cargo-watch"),

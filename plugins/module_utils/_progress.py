@@ -24,6 +24,9 @@ DOWNLOAD_RE = re.compile(r"^\s*Downloading\s+(\d+)\s+crates?\b")
 
 # The last matching log line, newest first, says what cargo does: (prefix, what the user reads).
 PHASES = (
+    # cargohold-build --batch: another service's watcher builds for this edit; its cargo may build this one too.
+    ("cargohold: waiting for the build in progress", "waiting for another build (it may build this one too)"),
+    ("cargohold: building", "compiling"),
     ("Blocking waiting for file lock on build directory", "waiting for another build (cargo's build lock)"),
     ("Blocking waiting for file lock on artifact directory", "waiting for another build (cargo's build lock)"),
     ("Blocking waiting for file lock on package cache", "waiting for another cargo (package cache lock)"),

@@ -181,6 +181,16 @@ options:
       C(watchexec --debounce)).
     type: float
     default: 0.1
+  batch_builds:
+    description:
+      - In O(mode=per_service), the builds that one edit starts in several containers (a change to a shared
+        crate) are made by one cargo, which links the binaries in parallel, instead of one cargo per container
+        queueing on the build lock. Cargo then unifies the features of the packages it builds together, as a
+        C(cargo build) at the root does; set V(false) to build each service with only its own features.
+      - A shared build that fails is made again service by service, so one service's compile error stops no
+        other service's reload.
+    type: bool
+    default: true
   watch_ignore:
     description:
       - Globs, relative to O(path), whose changes never trigger a build (C(cargo watch -i)), for every service;

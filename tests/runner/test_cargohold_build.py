@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import calendar
+import fcntl
 import os
 import re
 import subprocess
 import time
+import typing as t
 from pathlib import Path
 
 import pytest
@@ -112,3 +114,106 @@ def test_progress_bar_goes_to_its_own_file(fake: Path) -> None:
     assert log == "  Downloaded serde v1.0.0\n   Compiling api v0.1.0\n    Finished `dev` profile\n"
     assert result.stdout == log, "docker logs shows the messages without the bars"
     assert not (state / "progress").exists(), "only while cargo runs"
+
+
+# --batch: the fake cargo appends its arguments to a file, takes a while, and fails when asked to build FAKE_FAIL.
+BATCH_CARGO = """#!/usr/bin/env bash
+echo "$*" >> "$FAKE_SEEN/calls"
+echo "   Compiling for: $*"
+sleep 0.3
+[[ -n ${FAKE_FAIL:-} && " $* " == *" --bin $FAKE_FAIL "* ]] && { echo "error: $FAKE_FAIL does not compile"; exit 101; }
+exit 0
+"""
+COMMON = ("build", "--manifest-path", "/workspace/Cargo.toml", "--locked")
+
+
+def queue_of(batch: Path) -> Path:
+    key = subprocess.run(["cksum"], input="".join(f"{a}\n" for a in COMMON), capture_output=True, text=True,
+                         check=True).stdout.split()[0]
+    return batch / key
+
+
+def start_batch(fake: Path, batch: Path, service: str, **env: str) -> subprocess.Popen:
+    full_env = {"PATH": f"{fake / 'bin'}{os.pathsep}{os.environ['PATH']}", "FAKE_SEEN": str(fake / "seen"),
+                "CARGOHOLD_BUILD_STATE": str(fake / "state" / service), "HOSTNAME": f"box-{service}", **env}
+    return subprocess.Popen([str(BUILD), "--batch", str(batch), "-p", service, "--bin", service, "--", *COMMON],
+                            env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def held_queue(fake: Path, services: t.Sequence[str], **env: str) -> t.Tuple[Path, t.List[subprocess.Popen]]:
+    """Start one batch build per service while the queue's lock is held, so all of them wait; release it once
+    each has left its request (as after an edit that woke every watcher)."""
+    (fake / "bin" / "cargo").write_text(BATCH_CARGO, encoding="utf-8")
+    batch = fake / "batch"
+    queue = queue_of(batch)
+    queue.mkdir(parents=True)
+    with open(queue / "lock", "a", encoding="utf-8") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        procs = [start_batch(fake, batch, s, **env) for s in services]
+        deadline = time.monotonic() + 10
+        while len(list(queue.glob("req.*"))) < len(services):
+            assert time.monotonic() < deadline, sorted(p.name for p in queue.iterdir())
+            time.sleep(0.01)
+    return queue, procs
+
+
+def outcome(fake: Path, service: str) -> str:
+    return (fake / "state" / service / "build").read_text(encoding="utf-8").split()[0]
+
+
+def test_batch_builds_what_every_waiting_watcher_asked_for_in_one_cargo(fake: Path) -> None:
+    queue, procs = held_queue(fake, ["api", "auth", "billing"])
+    codes = [p.wait(10) for p in procs]
+    assert codes == [0, 0, 0], [p.stderr.read() for p in procs]
+    calls = (fake / "seen" / "calls").read_text(encoding="utf-8").splitlines()
+    assert len(calls) == 1, calls
+    assert calls[0].startswith(" ".join(COMMON) + " ")
+    assert sorted(re.findall(r"-p (\w+) --bin (\w+)", calls[0])) == [(s, s) for s in ("api", "auth", "billing")]
+    for service in ("api", "auth", "billing"):
+        assert outcome(fake, service) == "ok"
+        assert f"Compiling for: {calls[0]}" in (fake / "state" / service / "build.log").read_text(encoding="utf-8")
+    assert sorted(p.name for p in queue.iterdir() if not p.name.startswith("log.")) == ["lock"], "nothing left over"
+
+
+def test_a_failed_batch_is_built_again_service_by_service(fake: Path) -> None:
+    _queue, procs = held_queue(fake, ["api", "auth", "billing"], FAKE_FAIL="auth")
+    codes = dict(zip(("api", "auth", "billing"), (p.wait(15) for p in procs)))
+    assert codes == {"api": 0, "auth": 101, "billing": 0}, "one service's error keeps no other from its build"
+    calls = (fake / "seen" / "calls").read_text(encoding="utf-8").splitlines()
+    assert len(calls) == 4, calls
+    assert sorted(c.rsplit(" -p ", 1)[1] for c in calls[1:]) == [f"{s} --bin {s}" for s in ("api", "auth", "billing")]
+    assert {s: outcome(fake, s) for s in codes} == {"api": "ok", "auth": "failed", "billing": "ok"}
+    assert "error: auth does not compile" in (fake / "state" / "auth" / "build.log").read_text(encoding="utf-8")
+
+
+def test_a_lone_batch_build_is_one_ordinary_cargo(fake: Path) -> None:
+    (fake / "bin" / "cargo").write_text(BATCH_CARGO, encoding="utf-8")
+    proc = start_batch(fake, fake / "batch", "api")
+    assert proc.wait(10) == 0, proc.stderr.read()
+    assert (fake / "seen" / "calls").read_text(encoding="utf-8") == " ".join(COMMON) + " -p api --bin api\n"
+    assert outcome(fake, "api") == "ok"
+    assert sorted(p.name for p in queue_of(fake / "batch").iterdir()) == ["lock"]
+
+
+def test_a_waiting_build_stopped_by_its_watcher_leaves_no_request(fake: Path) -> None:
+    (fake / "bin" / "cargo").write_text(BATCH_CARGO, encoding="utf-8")
+    queue = queue_of(fake / "batch")
+    queue.mkdir(parents=True)
+    with open(queue / "lock", "a", encoding="utf-8") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        proc = start_batch(fake, fake / "batch", "api")
+        deadline = time.monotonic() + 10
+        while not list(queue.glob("req.*")):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        proc.terminate()
+        time.sleep(0.2)
+    assert proc.wait(10) == 143
+    assert not (fake / "seen" / "calls").exists(), "it built nothing"
+    assert sorted(p.name for p in queue.iterdir()) == ["lock"]
+
+
+def test_batch_needs_its_separator(fake: Path) -> None:
+    result = run_build(fake, "--batch", str(fake / "batch"), "-p", "api", "build")
+    assert result.returncode == 2
+    assert "usage: cargohold-build [--batch DIR SELECTION... --] CARGO-ARGS..." in result.stderr

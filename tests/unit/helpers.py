@@ -307,7 +307,7 @@ def check_roots(result: dict) -> None:
         assert service["container"]["working_dir"] == f"/workspace/{name}"
         assert service["watch"] == [f"/workspace/{name}"]
         build = service["container"]["command"][-2]
-        assert f"--manifest-path /workspace/{name}/Cargo.toml -p {name} --bin {name}" in build
+        assert f"-p {name} --bin {name} -- build --manifest-path /workspace/{name}/Cargo.toml" in build
         assert service["container"]["networks"] == [{"name": result["network"], "aliases": [name]}]
         assert service["address"] == f"127.0.0.1:{host}"
     assert _env(services["orders"])["PAYMENTS_URL"] == "http://payments:8080"

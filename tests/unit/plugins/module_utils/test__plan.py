@@ -298,7 +298,7 @@ def test_render_per_service_defaults() -> None:
             "command": ["cargohold-run", "cargo", "watch", "--delay", "0.1",
                         "-w", "/workspace/Cargo.lock", "-w", "/workspace/Cargo.toml",
                         "-w", "/workspace/crates/common", "-w", "/workspace/services/auth",
-                        "-s", "cargohold-build build --manifest-path /workspace/Cargo.toml -p auth-service --bin auth",
+                        "-s", "cargohold-build --batch /cargo-target/cargohold-batch -p auth-service --bin auth -- build --manifest-path /workspace/Cargo.toml",
                         "--"],
             "env": {"CARGO_TARGET_DIR": "/cargo-target", "PORT": "8080", "SERVICE_NAME": "auth",
                     "CARGOHOLD_BIN": "/cargo-target/debug/auth", "CARGOHOLD_STATE": "/run/cargohold/auth",
@@ -377,17 +377,19 @@ def test_disabled_services_are_listed_not_planned() -> None:
 
 # (id, options, settings of api, the -s build string, the service args after --)
 COMMAND_CASES = [
-    ("plain", {}, {}, "cargohold-build build --manifest-path /workspace/Cargo.toml -p api --bin api", []),
+    ("plain", {}, {}, "cargohold-build --batch /cargo-target/cargohold-batch -p api --bin api -- build --manifest-path /workspace/Cargo.toml", []),
     ("cargo-args", {"cargo_args": ["--locked", "--offline"]}, {},
-     "cargohold-build build --manifest-path /workspace/Cargo.toml -p api --bin api --locked --offline", []),
+     "cargohold-build --batch /cargo-target/cargohold-batch -p api --bin api -- build --manifest-path /workspace/Cargo.toml --locked --offline", []),
     ("service-args-stay-separate", {}, {"args": ["--greeting", "hello world"]},
-     "cargohold-build build --manifest-path /workspace/Cargo.toml -p api --bin api", ["--greeting", "hello world"]),
+     "cargohold-build --batch /cargo-target/cargohold-batch -p api --bin api -- build --manifest-path /workspace/Cargo.toml", ["--greeting", "hello world"]),
     ("args-stringified", {}, {"args": [7070, True]},
-     "cargohold-build build --manifest-path /workspace/Cargo.toml -p api --bin api", ["7070", "True"]),
+     "cargohold-build --batch /cargo-target/cargohold-batch -p api --bin api -- build --manifest-path /workspace/Cargo.toml", ["7070", "True"]),
     ("all", {"cargo_args": ["--locked"]}, {"args": ["-v"]},
-     "cargohold-build build --manifest-path /workspace/Cargo.toml -p api --bin api --locked", ["-v"]),
+     "cargohold-build --batch /cargo-target/cargohold-batch -p api --bin api -- build --manifest-path /workspace/Cargo.toml --locked", ["-v"]),
+    ("unbatched", {"batch_builds": False, "cargo_args": ["--locked"]}, {},
+     "cargohold-build build --manifest-path /workspace/Cargo.toml -p api --bin api --locked", []),
     ("source-dir-quoted", {"source_dir": "/my src"}, {},
-     "cargohold-build build --manifest-path '/my src/Cargo.toml' -p api --bin api", []),
+     "cargohold-build --batch /cargo-target/cargohold-batch -p api --bin api -- build --manifest-path '/my src/Cargo.toml'", []),
 ]
 
 
@@ -406,30 +408,38 @@ def test_required_features_and_watch_delay() -> None:
                      watch_delay=2.0)["services"][0]
     assert service["required_features"] == ["metrics", "otel"]
     assert service["container"]["command"][:5] == ["cargohold-run", "cargo", "watch", "--delay", "2"]
-    assert service["container"]["command"][-2].endswith("-p gated --bin gated --features metrics,otel")
+    assert service["container"]["command"][-2].endswith(
+        "-p gated --bin gated --features gated/metrics,gated/otel -- build --manifest-path /workspace/Cargo.toml")
 
 
 def test_manifest_path_is_the_services_root() -> None:
     project, cargo_roots = shape_roots()
     for service in plan(cargo_roots, project)["services"]:
         build = service["container"]["command"][-2]
-        assert f"--manifest-path /workspace/{service['root']}/Cargo.toml " in build
+        assert build.endswith(f" -- build --manifest-path /workspace/{service['root']}/Cargo.toml")
 
 
 BUILD_COMMAND_CASES = [
     ("top-root", ws.Service("api", "api", "id", ".", "api", []), "/workspace", [],
-     ["cargohold-build", "build", "--manifest-path", "/workspace/Cargo.toml", "-p", "api", "--bin", "api"]),
+     ["cargohold-build", "--batch", "/t/cargohold-batch", "-p", "api", "--bin", "api", "--",
+      "build", "--manifest-path", "/workspace/Cargo.toml"]),
+    # Features named with their package: the shared build of several packages needs that.
+    ("unbatched", ws.Service("api", "api", "id", ".", "api", ["a"]), "/workspace", ["--locked"],
+     ["cargohold-build", "build", "--manifest-path", "/workspace/Cargo.toml", "-p", "api", "--bin", "api",
+      "--features", "api/a", "--locked"]),
     ("nested-root-features-args", ws.Service("pay", "payments", "id", "billing/payments", "billing/payments",
                                              ["a", "b"]), "/src", ["--release"],
-     ["cargohold-build", "build", "--manifest-path", "/src/billing/payments/Cargo.toml", "-p", "payments",
-      "--bin", "pay", "--features", "a,b", "--release"]),
+     ["cargohold-build", "--batch", "/t/cargohold-batch", "-p", "payments", "--bin", "pay",
+      "--features", "payments/a,payments/b", "--", "build", "--manifest-path", "/src/billing/payments/Cargo.toml",
+      "--release"]),
 ]
 
 
 @pytest.mark.parametrize("service, source, args, expected", [c[1:] for c in BUILD_COMMAND_CASES],
                          ids=[c[0] for c in BUILD_COMMAND_CASES])
 def test_build_command(service: ws.Service, source: str, args: t.List[str], expected: t.List[str]) -> None:
-    assert pl.build_command(service, source, args) == expected
+    batch = "/t/cargohold-batch" if "--batch" in expected else None
+    assert pl.build_command(service, source, args, batch) == expected
 
 
 def test_builder_build_one_step_per_root() -> None:
@@ -1165,7 +1175,7 @@ def test_default_watcher_commands_are_unchanged() -> None:
     assert api[:api.index("--")] == [
         "cargohold-run", "cargo", "watch", "--delay", "0.1", "-w", "/workspace/Cargo.lock",
         "-w", "/workspace/Cargo.toml", "-w", "/workspace/crates/common", "-w", "/workspace/services/api",
-        "-s", "cargohold-build build --manifest-path /workspace/Cargo.toml -p api --bin api"]
+        "-s", "cargohold-build --batch /cargo-target/cargohold-batch -p api --bin api -- build --manifest-path /workspace/Cargo.toml"]
     result = render(mode="shared_builder", watch_ignore=["x/*.rs"])
     assert result["builder"]["command"][:4] == ["cargo", "watch", "--delay", "0.1"]
     assert result["builder"]["command"][-4:-2] == ["-i", "/workspace/x/*.rs"]
@@ -1180,7 +1190,7 @@ def test_watchexec_command_per_service_and_builder() -> None:
         "watchexec", "--debounce", "250ms", "--on-busy-update", "restart", "--emit-events-to", "none",
         "--shell", "sh", "--project-origin", "/workspace", "-w", "/workspace/Cargo.lock", "-w", "/workspace/Cargo.toml",
         "-w", "/workspace/crates/common", "-w", "/workspace/services/api", "-i", "/gen/*.rs",
-        "cargohold-build build --manifest-path /workspace/Cargo.toml -p api --bin api"]
+        "cargohold-build --batch /cargo-target/cargohold-batch -p api --bin api -- build --manifest-path /workspace/Cargo.toml"]
     builder = render(watcher="watchexec", mode="shared_builder")["builder"]["command"]
     assert builder[0] == "watchexec" and builder[-1].startswith("cargohold-build build ")
     assert "-s" not in builder

@@ -77,7 +77,7 @@ def test_rich_discovery(rich: dict, name: str, package: str, package_dir: str, f
         package, name, package_dir, features)
     build = service["container"]["command"][-2]
     assert f"-p {package} --bin {name}" in build
-    assert ("--features " + ",".join(features) in build) == bool(features)
+    assert ("--features " + ",".join(f"{package}/{f}" for f in features) in build) == bool(features)
 
 
 def test_rich_transitive_path_deps(rich: dict) -> None:
@@ -128,7 +128,7 @@ def test_two_roots_found_below_a_dir_without_manifest(cargo: str, tmp_path: Path
                                              "/workspace/billing/fx", "/workspace/billing/svc"]
     assert services["payments"]["container"]["working_dir"] == "/workspace/billing"
     build = services["payments"]["container"]["command"][-2]
-    assert "--manifest-path /workspace/billing/Cargo.toml -p payments" in build
+    assert "-p payments --bin payments -- build --manifest-path /workspace/billing/Cargo.toml" in build
     assert services["orders"]["container"]["working_dir"] == "/workspace/orders"
 
 
@@ -224,7 +224,7 @@ def test_example_workspace(cargo: str, example: Path) -> None:
         "/workspace/Cargo.lock", "/workspace/Cargo.toml", "/workspace/crates/common",
         "/workspace/crates/mailer", "/workspace/services/notify",
     ]
-    assert services["api"]["container"]["command"][-2].endswith("-p api --bin api --locked")
+    assert services["api"]["container"]["command"][-2].endswith("-- build --manifest-path /workspace/Cargo.toml --locked")
     assert [s["address"] for s in result["services"]] == [
         "127.0.0.1:8080", "127.0.0.1:8081", "127.0.0.1:8082", "127.0.0.1:8083"]
 
