@@ -32,7 +32,11 @@ VENV_BIN = os.path.join(REPO, ".venv", "bin")
 # This checkout, never a copy Molecule's prerun leaves in ~/.ansible/collections (it would shadow the checkout).
 ANSIBLE_ENV = {"ANSIBLE_NOCOLOR": "1", "ANSIBLE_COLLECTIONS_PATH": os.path.join(REPO, ".collections")}
 EXAMPLE = os.path.join(REPO, "examples", "workspace")
-SERVICES = ("api", "auth", "billing", "notify")
+EXAMPLE_SERVICES = ("api", "auth", "billing", "notify")
+# The services of the measured workspace, in name order (the order the ports follow): the example's four, and with
+# --services N, N-4 clones of api (svc005, ...). Set once by main().
+SERVICES: t.List[str] = list(EXAMPLE_SERVICES)
+TEMPLATE = EXAMPLE  # the workspace every mode copies; main() makes a bigger one for --services N
 COMMON_RS = "crates/common/src/lib.rs"
 API_RS = "services/api/src/main.rs"
 BASE_IMAGE = "cargohold/rust-base:host"
@@ -139,8 +143,41 @@ def wait_for(ports: t.Dict[str, int], want: t.Dict[str, str], timeout: float,
 # Workspace copies and edits
 # --------------------------------------------------------------------------
 
+def make_template(tmp: str, count: int) -> str:
+    """The example workspace with count-4 more services, each a copy of api under its own name (its own package,
+    marker and binary; the same shared crates), and a Cargo.lock that lists them (same dependency versions)."""
+    global TEMPLATE  # pylint: disable=global-statement
+    extra = [f"svc{i:03d}" for i in range(len(EXAMPLE_SERVICES) + 1, count + 1)]
+    SERVICES[:] = sorted(list(EXAMPLE_SERVICES) + extra)
+    if not extra:
+        return TEMPLATE
+    TEMPLATE = os.path.join(tmp, "template")
+    shutil.copytree(EXAMPLE, TEMPLATE, ignore=shutil.ignore_patterns("target"))
+    api = os.path.join(TEMPLATE, "services", "api")
+    for name in extra:
+        dest = os.path.join(TEMPLATE, "services", name)
+        shutil.copytree(api, dest)
+        for rel, pairs in (("Cargo.toml", [('name = "api"', f'name = "{name}"'),
+                                           ("Example service: api.", f"Bench clone of api: {name}.")]),
+                           (os.path.join("src", "main.rs"), [('"api-1"', f'"{name}-1"'),
+                                                             ('SERVICE: &str = "api"', f'SERVICE: &str = "{name}"')])):
+            path = os.path.join(dest, rel)
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read()
+            for old, new in pairs:
+                if old not in text:
+                    raise RuntimeError(f"{path}: {old!r} not found (did the example change?)")
+                text = text.replace(old, new)
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(text)
+    # Adds the new members to Cargo.lock and changes no locked version.
+    run(["cargo", "metadata", "--format-version", "1"], cwd=TEMPLATE, stdout=subprocess.DEVNULL,
+        env=dict(os.environ, PATH=f"{os.path.expanduser('~/.cargo/bin')}:{os.environ['PATH']}"))
+    return TEMPLATE
+
+
 def copy_workspace(dest: str, owner: t.Optional[int]) -> None:
-    shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns("target"))
+    shutil.copytree(TEMPLATE, dest, ignore=shutil.ignore_patterns("target"))
     if owner is not None:
         for root, dirs, files in os.walk(dest):
             for name in dirs + files:
@@ -666,7 +703,7 @@ def ratio(a: t.Optional[float], b: t.Optional[float]) -> str:
 def report(results: dict) -> str:
     modes = results["modes"]
     rows = []
-    metrics = [("shared-crate edit -> all 4 serving (s)", "shared", "s", "s"),
+    metrics = [(f"shared-crate edit -> all {len(SERVICES)} serving (s)", "shared", "s", "s"),
                ("one-service edit -> api serving (s)", "one", "s", "s"),
                ("other services restarted by it", "one", "others_restarted", "n"),
                ("cold start, empty volumes -> all serving (s)", "cold", "s", "s"),
@@ -837,6 +874,9 @@ def main() -> int:
     parser.add_argument("--settle", type=float, default=2.0, help="quiet seconds that count as quiescent")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for one edit/start")
     parser.add_argument("--no-profile", action="store_true", help="skip the shared_builder log profile")
+    parser.add_argument("--services", type=int, default=len(EXAMPLE_SERVICES),
+                        help="services in the workspace: the example's 4, and above that clones of api "
+                             "(svc005, ...) sharing its crates (ports: 10 per mode up to 10 services, else 100)")
     parser.add_argument("--label", default="", help="added to the result file name")
     parser.add_argument("--host-cgroup", choices=("docker", "root"), default="docker",
                         help="cgroup of the host-native loop: a sibling of the containers under /docker (default, "
@@ -862,8 +902,10 @@ def main() -> int:
     tmp = tempfile.mkdtemp(prefix="cargohold-devloop-")
     os.chmod(tmp, 0o755)
     modes: t.List[Mode] = []
+    make_template(tmp, args.services)
+    stride = 10 if len(SERVICES) <= 10 else 100 * ((len(SERVICES) + 99) // 100)
     for index, (name, kind, extra) in enumerate(specs):
-        modes.append(MODE_CLASSES[kind](name, tmp, args.port_base + 10 * index, client,
+        modes.append(MODE_CLASSES[kind](name, tmp, args.port_base + stride * index, client,
                                         list(args.extra_vars) + extra))
     for mode in modes:
         for svc, port in mode.ports.items():

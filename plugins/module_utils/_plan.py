@@ -33,7 +33,7 @@ DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
 MOUNT_TYPES = ("bind", "volume", "tmpfs")
 LABEL_PREFIX = "io.cargohold."
 STATE_MOUNT = "/run/cargohold"
-# Under the shared target dir: the queues of cargohold-build --batch, one per Cargo root and cargo arguments.
+# Under the shared target dir: the queues of cargohold-build --batch, one per Cargo root.
 BATCH_DIR = "cargohold-batch"
 # IPv6 loopback for servers that bind [::1]; Docker disables IPv6 in containers of a non-IPv6 network.
 IPV6_LOOPBACK_SYSCTL = {"net.ipv6.conf.lo.disable_ipv6": "0"}
@@ -677,6 +677,11 @@ def build_command(service: ws.Service, source_dir: str, cargo_args: t.Sequence[s
     return ["cargohold-build", "--batch", batch_dir, *selection, "--", *build, *cargo_args]
 
 
+def batch_queue(target_dir: str, root: str) -> str:
+    """The queue of cargohold-build --batch for a Cargo root: its builds share the manifest and the cargo args."""
+    return posixpath.normpath(posixpath.join(target_dir, BATCH_DIR, root))
+
+
 def builder_build(services: t.Sequence[ws.Service], source_dir: str, roots: t.Sequence[str],
                   cargo_args: t.Sequence[str]) -> t.List[str]:
     """One `cargo build --workspace --bins` per root, chained: the builder's outcome is the first failure."""
@@ -884,7 +889,7 @@ class _Context:
             env["CARGOHOLD_OWN_BUILD"] = "1"
             watcher = self.watcher(watch, ignore, shlex.join(build_command(
                 service, source, self.opts.cargo_args,
-                posixpath.join(target, BATCH_DIR) if self.opts.batch_builds else None)))
+                batch_queue(target, service.root) if self.opts.batch_builds else None)))
         else:
             env["CARGOHOLD_BUILD_STATE"] = posixpath.join(STATE_MOUNT, "builder")
             watcher = []
