@@ -107,8 +107,10 @@ say "127.0.0.1:$port answers '$reply'"
 
 report=$(cd "$ws" && "$venv/bin/ansible-playbook" cargohold.devenv.status -e dev_services_status_volumes=true) \
     || fail "status failed"
-grep -qE '^ *"[a-z0-9_-]+ +serving ' <<<"$report" && grep -qE "\"$project-cargo-target +[0-9.]+ [A-Za-z]+\"" <<<"$report" \
-    || fail "status did not print the serving service and the target volume's size: $report"
+if ! grep -qE '^ *"[a-z0-9_-]+ +serving ' <<<"$report" \
+    || ! grep -qE "\"$project-cargo-target +[0-9.]+ [A-Za-z]+\"" <<<"$report"; then
+    fail "status did not print the serving service and the target volume's size: $report"
+fi
 say "status printed the serving service and the volume sizes"
 
 (cd "$ws" && "$venv/bin/ansible-playbook" cargohold.devenv.down -e "cargohold_workspace=$ws") || fail "down failed"
