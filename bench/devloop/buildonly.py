@@ -31,19 +31,22 @@ import devloop  # noqa: E402  pylint: disable=wrong-import-position
 IMAGE = f"cargohold/dev:{devloop.DEV_TAG}"
 MOLD_IMAGE = "cargohold-devloop/dev-mold:latest"
 LTO = {"CARGO_PROFILE_DEV_DEBUG": "line-tables-only"}
+RUST = "/usr/local/rust"
 VARIANTS = {
-    # name: (where, toolchain on a volume, env)
-    "host": ("host", False, {}),
-    "fuse": ("ctr", False, {}),
-    "voltc": ("ctr", True, {}),
-    "fuse-lto": ("ctr", False, LTO),
-    "voltc-lto": ("ctr", True, LTO),
-    "voltc-nodebug": ("ctr", True, {"CARGO_PROFILE_DEV_DEBUG": "0"}),
-    "voltc-split": ("ctr", True, {"CARGO_PROFILE_DEV_SPLIT_DEBUGINFO": "unpacked"}),
-    "voltc-noincr": ("ctr", True, {"CARGO_INCREMENTAL": "0"}),
-    "voltc-mold": ("mold", True, {"RUSTFLAGS": "-C link-arg=-fuse-ld=mold"}),
-    "voltc-lto-mold": ("mold", True, dict(LTO, RUSTFLAGS="-C link-arg=-fuse-ld=mold")),
-    "host-lto": ("host", False, LTO),
+    # name: (where, the image's directory read from a named volume (copied there on first mount) or None, env)
+    "host": ("host", None, {}),
+    "fuse": ("ctr", None, {}),
+    "voltc": ("ctr", RUST, {}),
+    # All of /usr: the toolchain, and the C compiler, linker and libc that rustc links with.
+    "volusr": ("ctr", "/usr", {}),
+    "fuse-lto": ("ctr", None, LTO),
+    "voltc-lto": ("ctr", RUST, LTO),
+    "voltc-nodebug": ("ctr", RUST, {"CARGO_PROFILE_DEV_DEBUG": "0"}),
+    "voltc-split": ("ctr", RUST, {"CARGO_PROFILE_DEV_SPLIT_DEBUGINFO": "unpacked"}),
+    "voltc-noincr": ("ctr", RUST, {"CARGO_INCREMENTAL": "0"}),
+    "voltc-mold": ("mold", RUST, {"RUSTFLAGS": "-C link-arg=-fuse-ld=mold"}),
+    "voltc-lto-mold": ("mold", RUST, dict(LTO, RUSTFLAGS="-C link-arg=-fuse-ld=mold")),
+    "host-lto": ("host", None, LTO),
 }
 
 
@@ -55,6 +58,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--variants", default="host,fuse,voltc,voltc-lto")
+    parser.add_argument("--image", default=IMAGE, help=f"the dev image (default {IMAGE}, made by bench/devloop/run)")
     args = parser.parse_args()
     names = args.variants.split(",")
     client = docker.from_env(timeout=600)
@@ -67,14 +71,14 @@ def main() -> int:
             ctx = os.path.join(tmp, "mold")
             os.makedirs(ctx)
             with open(os.path.join(ctx, "Dockerfile"), "w", encoding="utf-8") as handle:
-                handle.write(f"FROM {IMAGE}\nUSER root\nRUN apt-get update && DEBIAN_FRONTEND=noninteractive "
+                handle.write(f"FROM {args.image}\nUSER root\nRUN apt-get update && DEBIAN_FRONTEND=noninteractive "
                              "apt-get install -y --no-install-recommends mold && rm -rf /var/lib/apt/lists/*\n"
                              "USER 1000:1000\n")
             devloop.log("building the mold variant image")
             client.images.build(path=ctx, tag=MOLD_IMAGE, rm=True, pull=False)
         host_env = {}
         for name in names:
-            where, voltc, env = VARIANTS[name]
+            where, on_volume, env = VARIANTS[name]
             ws = os.path.join(tmp, name)
             devloop.copy_workspace(ws, devloop.UID if where != "host" else None)
             if where == "host":
@@ -88,8 +92,8 @@ def main() -> int:
             mounts = {ws: {"bind": "/workspace", "mode": "rw"},
                       f"devloop-exp-{name}-target": {"bind": "/cargo-target", "mode": "rw"},
                       f"devloop-exp-{name}-cache": {"bind": "/cargo-cache", "mode": "rw"}}
-            if voltc:
-                mounts[f"devloop-exp-{name}-rust"] = {"bind": "/usr/local/rust", "mode": "rw"}
+            if on_volume:
+                mounts[f"devloop-exp-{name}-rust"] = {"bind": on_volume, "mode": "rw"}
             for vol in mounts:
                 if not vol.startswith("/"):
                     client.volumes.create(vol)
@@ -98,8 +102,10 @@ def main() -> int:
                                           user="0:0", network_mode="none", volumes={vol: {"bind": "/v"}}) \
                         if not vol.endswith("-rust") else None
             containers.append(client.containers.run(
-                MOLD_IMAGE if where == "mold" else IMAGE, ["sleep", "infinity"], name=f"devloop-exp-{name}",
-                detach=True, volumes=mounts, environment=env, init=True, user="1000:1000"))
+                MOLD_IMAGE if where == "mold" else args.image, ["sleep", "infinity"], name=f"devloop-exp-{name}",
+                detach=True, volumes=mounts, environment=env, user="1000:1000",
+                # docker-init is mounted at /sbin, which is /usr/sbin, inside a /usr volume: none there.
+                init=on_volume != "/usr"))
 
         def build(name: str) -> float:
             where = VARIANTS[name][0]

@@ -178,7 +178,8 @@ class ActionModule(ActionBase):
             if step.get("ready"):
                 if last is not None:
                     _say(f"{host}: {line}")
-                return dict(first, services=step.get("services", []), ready=True, seconds=round(elapsed, 2))
+                return dict(first, services=step.get("services", []), table=step.get("table", []), ready=True,
+                            seconds=round(elapsed, 2))
             if not pg.same_news(last, line) or time.monotonic() - last_at >= QUIET:
                 _say(f"{host}: {line}")
                 last, last_at = line, time.monotonic()

@@ -38,13 +38,14 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.cargohold.devenv.plugins.module_utils import _progress
+
 
 def table(rows, header):
-    lines = [list(header)] + [["-" if cell is None else str(cell) for cell in row] for row in rows]
-    if any(len(line) != len(header) for line in lines):
-        raise AnsibleFilterError("table: every row needs %d cells, one per header column" % len(header))
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    return ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines]
+    try:
+        return _progress.table(rows, header)
+    except ValueError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
 
 
 class FilterModule:

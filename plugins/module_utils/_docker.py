@@ -22,6 +22,7 @@ JsonDict = t.Dict[str, t.Any]
 
 HASH_LABEL = "io.cargohold.config-hash"
 PROJECT_LABEL = "io.cargohold.project"
+VOLUME_LABEL = "io.cargohold.volume"
 SERVICE_LABEL = "io.cargohold.service"
 
 
@@ -385,13 +386,11 @@ def current_record(digest: str, image_ids: t.Mapping[str, t.Optional[str]], volu
     return {"digest": digest, "images": dict(image_ids), "volumes": sorted(volumes)}
 
 
-def record_differs(record: t.Any, digest: str, image_ids: t.Mapping[str, t.Optional[str]],
-                   missing_volumes: t.Sequence[str]) -> t.Optional[str]:
-    """Why the images and volumes may no longer be what the last converge left (None: they are)."""
+def record_differs(record: t.Any, digest: str, image_ids: t.Mapping[str, t.Optional[str]]) -> t.Optional[str]:
+    """Why the images and the inputs of the volumes may no longer be what the last converge left (None: they are).
+    A volume that is gone is not a reason: the converge creates it as the long way would (volume_bodies)."""
     if not isinstance(record, dict) or not record:
         return "no record of a converged stack"
-    if missing_volumes:
-        return f"volume {', '.join(missing_volumes)} missing"
     if record.get("digest") != digest:
         return "an input of the images or volumes changed"
     recorded = record.get("images") or {}
@@ -399,6 +398,15 @@ def record_differs(record: t.Any, digest: str, image_ids: t.Mapping[str, t.Optio
         if ref not in recorded or recorded[ref] != image_id:
             return f"image {ref} changed"
     return None
+
+
+def volume_bodies(plan: t.Mapping[str, t.Any], missing: t.Sequence[str],
+                  labels: t.Mapping[str, str]) -> t.List[JsonDict]:
+    """The engine's create bodies of the plan's volumes named in missing, labelled as the shared_volumes role
+    labels them. Empty, they take their owner from the dev image's mount points on first mount."""
+    kinds = {name: kind for kind, name in plan["volumes"].items()}
+    return [{"Name": name, "Labels": {**labels, PROJECT_LABEL: plan["project"], VOLUME_LABEL: kinds[name]}}
+            for name in missing if name in kinds]
 
 
 def project_volumes(disk_usage: JsonDict, project: str) -> t.List[JsonDict]:

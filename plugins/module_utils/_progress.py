@@ -15,6 +15,8 @@ from __future__ import annotations
 import re
 import typing as t
 
+from ansible.module_utils.common.text.formatters import bytes_to_human
+
 JsonDict = t.Dict[str, t.Any]
 
 # `    Building [=======>      ] 34/50: tokio, futures-util` (the names may end in an ellipsis when cut)
@@ -113,3 +115,25 @@ def same_news(previous: t.Optional[str], line: str) -> bool:
     if previous is None:
         return False
     return previous.split(" ", 1)[-1] == line.split(" ", 1)[-1]
+
+
+def table(rows: t.Sequence[t.Sequence[t.Any]], header: t.Sequence[str]) -> t.List[str]:
+    """Rows laid out under header with their columns lined up, one string a line (None shows as `-`)."""
+    lines = [list(header)] + [["-" if cell is None else str(cell) for cell in row] for row in rows]
+    if any(len(line) != len(header) for line in lines):
+        raise ValueError(f"table: every row needs {len(header)} cells, one per header column")
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines]
+
+
+def report(services: t.Sequence[JsonDict], volumes: t.Optional[t.Sequence[JsonDict]] = None) -> t.List[str]:
+    """The lines the roles print after every command: the service table and, when asked for, the volume table
+    (sizes as ansible.builtin.human_readable gives them, `-` for one the engine has not
+    computed yet). Made by the module, so a daily command spends no
+    templating on it."""
+    lines = table([[r["service"], r["status"], r["address"], r["container"], r["detail"]] for r in services],
+                  ["SERVICE", "STATUS", "ADDRESS", "CONTAINER", "DETAIL"])
+    if volumes:
+        lines += [""] + table([[v["name"], bytes_to_human(v["size"]) if v["size"] >= 0 else None] for v in volumes],
+                                ["VOLUME", "SIZE"])
+    return lines

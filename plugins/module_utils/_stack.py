@@ -35,6 +35,7 @@ ARGUMENT_SPEC = dict(
         digest=dict(type="str", required=True),
         images=dict(type="list", elements="str", default=[]),
         volumes=dict(type="list", elements="str", default=[]),
+        volume_labels=dict(type="dict", default={}),
         record=dict(type="bool", default=False),
     )),
     state=dict(type="str", choices=["present", "status", "absent", "restarted", "rebuilt"], default="present"),
@@ -243,7 +244,7 @@ def bindable(ip: str, port: int, proto: str) -> bool:
 
 
 def converge(stack: Stack, module, wait: bool, timeout: int, recreate: list, step: float = 0,
-             current: t.Optional[dict] = None) -> dict:
+             current: t.Optional[dict] = None, volumes: t.Sequence[dict] = ()) -> dict:
     plan = stack.plan
     planned = [(c["name"], dk.create_body(c)) for c in plan["containers"]]
     bodies = dict(planned)
@@ -267,16 +268,20 @@ def converge(stack: Stack, module, wait: bool, timeout: int, recreate: list, ste
     network_missing = not stack.network_exists()
     changes = [a for a in actions if a["action"] != "keep"]
     result = {
-        "changed": bool(changes or orphans or network_missing),
+        "changed": bool(changes or orphans or network_missing or volumes),
         "actions": [{k: a[k] for k in ("name", "action", "reason")} for a in actions],
         "removed": [o["name"] for o in orphans],
         "diff": {
-            "before": "".join(f"{a['name']}: {'absent' if a['action'] == 'create' else 'present'}\n"
-                              for a in actions) + "".join(f"{o['name']}: present\n" for o in orphans),
-            "after": "".join(f"{a['name']}: {a['action']}{' (' + a['reason'] + ')' if a['reason'] else ''}\n"
-                             for a in actions) + "".join(f"{o['name']}: removed (orphan)\n" for o in orphans),
+            "before": "".join(f"volume {v['Name']}: absent\n" for v in volumes)
+            + "".join(f"{a['name']}: {'absent' if a['action'] == 'create' else 'present'}\n" for a in actions)
+            + "".join(f"{o['name']}: present\n" for o in orphans),
+            "after": "".join(f"volume {v['Name']}: create\n" for v in volumes)
+            + "".join(f"{a['name']}: {a['action']}{' (' + a['reason'] + ')' if a['reason'] else ''}\n"
+                      for a in actions) + "".join(f"{o['name']}: removed (orphan)\n" for o in orphans),
         },
     }
+    if volumes:
+        result["created_volumes"] = [v["Name"] for v in volumes]
     if current:
         result["current"] = True
     if module.check_mode:
@@ -288,6 +293,8 @@ def converge(stack: Stack, module, wait: bool, timeout: int, recreate: list, ste
     by_container = {s["container"]["name"]: n for n, s in stack.services.items()}
     restarting = {by_container.get(a["name"], "builder") for a in changes}
     stack.prepare_state(restarting)
+    for volume in volumes:
+        stack.client.post_json_to_json("/volumes/create", data=volume)
     if network_missing:
         stack.create_network()
     with ThreadPoolExecutor(WORKERS) as pool:
@@ -355,15 +362,17 @@ def resolve_plan(module, params: dict) -> tuple:
     return planned, planned, changed
 
 
-def why_not_current(stack: Stack, current: dict) -> t.Optional[str]:
-    """Why the last up's record no longer vouches for the images and volumes (None when it does)."""
+def why_not_current(stack: Stack, current: dict) -> t.Tuple[t.Optional[str], t.List[str]]:
+    """(why the last up's record no longer vouches for the images and the inputs of the volumes, None when it does;
+    the volumes to create)."""
     if stack.plan.get("lockfiles_missing"):
-        return f"no Cargo.lock in {', '.join(stack.plan['lockfiles_missing'])}"
+        return f"no Cargo.lock in {', '.join(stack.plan['lockfiles_missing'])}", []
     record = read_json(current["path"])
     # The images the long way looked at, as it recorded them.
     refs = current["images"] or list(((record or {}).get("images") or {}))
     ids, missing = engine_now(stack, current, refs)
-    return dk.record_differs(record, dk.record_digest(current["digest"], stack.plan), ids, missing)
+    why = dk.record_differs(record, dk.record_digest(current["digest"], stack.plan), ids)
+    return why, ([] if why else missing)
 
 
 def all_ready(rows: list) -> bool:
@@ -525,7 +534,7 @@ def run(module: t.Any, client: AnsibleDockerClientBase) -> dict:
     wait = params["wait"] if params["wait"] is not None else state != "status"
     current = params["current"] if state == "present" else None
     try:
-        why = why_not_current(stack, current) if current and not current["record"] else None
+        why, missing = why_not_current(stack, current) if current and not current["record"] else (None, [])
         if why:
             return dict(changed=plan_changed, reason=why, **({"plan": planned} if planned else {}), **nothing_done)
         if state == "absent":
@@ -537,7 +546,7 @@ def run(module: t.Any, client: AnsibleDockerClientBase) -> dict:
                              params["wait_timeout"], params["wait_step"])
         else:
             result = converge(stack, module, wait, params["wait_timeout"], params["recreate"], params["wait_step"],
-                              current)
+                              current, dk.volume_bodies(plan, missing, current["volume_labels"]) if missing else [])
     except StackError as exc:
         rows = exc.args[1] if len(exc.args) > 1 else []
         raise Failure(_user_words(str(exc.args[0]), params["names"]), services=rows) from exc
@@ -545,6 +554,7 @@ def run(module: t.Any, client: AnsibleDockerClientBase) -> dict:
         raise Failure(_user_words(str(exc), params["names"])) from exc
     except (DockerException, RequestException) as exc:
         raise Failure(f"Docker API error: {exc}", exception=traceback.format_exc()) from exc
+    result["table"] = pg.report(result["services"], result.get("volumes"))
     if not module._diff:  # pylint: disable=protected-access
         result.pop("diff", None)
     if planned:

@@ -86,10 +86,13 @@ options:
       - Without O(current.record), the module first compares the record with O(current.digest) (the caller's
         hash of the inputs of the images and volumes, to which the module adds what the plan read on the host -
         image, user, workspace owner, volumes, host toolchain), with the IDs the engine now gives each image
-        the record lists (or O(current.images)), V(null) for an absent one, and with the existence of
-        O(current.volumes). If any differs, or a Cargo root has no C(Cargo.lock) yet, it returns
-        RV(current=false) at once, changing nothing, and the caller takes the long way (builds what is stale,
-        creates volumes, generates lock files) and calls again with O(current.record=true).
+        the record lists (or O(current.images)), V(null) for an absent one. If any differs, or a Cargo root has
+        no C(Cargo.lock) yet, it returns RV(current=false) at once, changing nothing, and the caller takes the
+        long way (builds what is stale, creates volumes, generates lock files) and calls again with
+        O(current.record=true).
+      - Volumes of O(current.volumes) that no longer exist (removed by hand, or by C(docker volume prune)) are
+        created in the same pass, labelled with O(current.volume_labels) and the project, as the long way
+        creates them; a cold start on current images costs no image check.
       - With O(current.record=true), the module converges and then writes the record (not in check mode).
     type: dict
     suboptions:
@@ -107,10 +110,14 @@ options:
         elements: str
         default: []
       volumes:
-        description: Volume names that must exist.
+        description: The plan's volumes that must exist; a missing one is created.
         type: list
         elements: str
         default: []
+      volume_labels:
+        description: Labels of a volume created here, besides the project and the volume kind.
+        type: dict
+        default: {}
       record:
         description: Converge, then write the record.
         type: bool
@@ -207,6 +214,19 @@ removed:
   type: list
   elements: str
   sample: [shop-old]
+table:
+  description: RV(services) (and, with O(volumes), RV(volumes)) laid out as the lines the roles print, columns
+    aligned.
+  returned: success, unless RV(current) is V(false)
+  type: list
+  elements: str
+  sample: ["SERVICE  STATUS   ADDRESS         CONTAINER  DETAIL", "api      serving  127.0.0.1:8080  shop-api"]
+created_volumes:
+  description: Volumes of O(current.volumes) that were missing, created (or, in check mode, to be created).
+  returned: when a volume was missing
+  type: list
+  elements: str
+  sample: [shop-cargo-target]
 services:
   description: One row per service with C(service), C(status) (serving, starting, building, build failed,
     crashed, exited, stopped, missing), C(address), C(container), C(detail), C(progress) (what a running

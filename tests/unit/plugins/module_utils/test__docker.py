@@ -604,27 +604,51 @@ IDS = {"cargohold/dev:shop": "sha256:d", "cargohold/rust-base:host": "sha256:b",
 RECORD = dk.current_record("digest-1", IDS, ["shop-cargo-target", "shop-cargo-cache"])
 
 RECORD_CASES = [
-    # (id, record, digest, ids now, missing volumes, reason or None)
-    ("unchanged", RECORD, "digest-1", IDS, [], None),
-    ("no-record", None, "digest-1", IDS, [], "no record of a converged stack"),
-    ("empty-record", {}, "digest-1", IDS, [], "no record of a converged stack"),
-    ("not-a-dict", ["x"], "digest-1", IDS, [], "no record of a converged stack"),
-    ("input-changed", RECORD, "digest-2", IDS, [], "an input of the images or volumes changed"),
-    ("volume-removed", RECORD, "digest-1", IDS, ["shop-cargo-target"], "volume shop-cargo-target missing"),
+    # (id, record, digest, ids now, reason or None)
+    ("unchanged", RECORD, "digest-1", IDS, None),
+    ("no-record", None, "digest-1", IDS, "no record of a converged stack"),
+    ("empty-record", {}, "digest-1", IDS, "no record of a converged stack"),
+    ("not-a-dict", ["x"], "digest-1", IDS, "no record of a converged stack"),
+    ("input-changed", RECORD, "digest-2", IDS, "an input of the images or volumes changed"),
     ("dev-image-rebuilt", RECORD, "digest-1", dict(IDS, **{"cargohold/dev:shop": "sha256:e"}),
-     [], "image cargohold/dev:shop changed"),
+     "image cargohold/dev:shop changed"),
     ("dev-image-removed", RECORD, "digest-1", dict(IDS, **{"cargohold/dev:shop": None}),
-     [], "image cargohold/dev:shop changed"),
+     "image cargohold/dev:shop changed"),
     ("official-image-pulled", RECORD, "digest-1", dict(IDS, **{"rust:1-slim": "sha256:r"}),
-     [], "image rust:1-slim changed"),
-    ("image-not-in-record", RECORD, "digest-1", dict(IDS, **{"other:1": None}), [], "image other:1 changed"),
+     "image rust:1-slim changed"),
+    ("image-not-in-record", RECORD, "digest-1", dict(IDS, **{"other:1": None}), "image other:1 changed"),
 ]
 
 
-@pytest.mark.parametrize("record, digest, ids, missing, reason", [c[1:] for c in RECORD_CASES],
+@pytest.mark.parametrize("record, digest, ids, reason", [c[1:] for c in RECORD_CASES],
                          ids=[c[0] for c in RECORD_CASES])
-def test_record_differs(record: t.Any, digest: str, ids: dict, missing: list, reason: t.Optional[str]) -> None:
-    assert dk.record_differs(record, digest, ids, missing) == reason
+def test_record_differs(record: t.Any, digest: str, ids: dict, reason: t.Optional[str]) -> None:
+    assert dk.record_differs(record, digest, ids) == reason
+
+
+VOLUME_PLAN = {"project": "shop", "volumes": {"target": "shop-cargo-target", "cache": "shop-cargo-cache"}}
+
+VOLUME_CASES = [
+    # (id, missing, extra labels, expected bodies)
+    ("none-missing", [], {}, []),
+    ("target-missing", ["shop-cargo-target"], {},
+     [{"Name": "shop-cargo-target", "Labels": {"io.cargohold.project": "shop", "io.cargohold.volume": "target"}}]),
+    ("both-with-user-labels", ["shop-cargo-target", "shop-cargo-cache"], {"team": "pay"},
+     [{"Name": "shop-cargo-target",
+       "Labels": {"team": "pay", "io.cargohold.project": "shop", "io.cargohold.volume": "target"}},
+      {"Name": "shop-cargo-cache",
+       "Labels": {"team": "pay", "io.cargohold.project": "shop", "io.cargohold.volume": "cache"}}]),
+    # A user label cannot take the project's volume out of the project (down, status and prune find it by it).
+    ("user-label-cannot-rename-the-project", ["shop-cargo-cache"], {"io.cargohold.project": "other"},
+     [{"Name": "shop-cargo-cache", "Labels": {"io.cargohold.project": "shop", "io.cargohold.volume": "cache"}}]),
+    ("not-a-planned-volume", ["someone-elses"], {}, []),
+]
+
+
+@pytest.mark.parametrize("missing, labels, expected", [c[1:] for c in VOLUME_CASES],
+                         ids=[c[0] for c in VOLUME_CASES])
+def test_volume_bodies(missing: list, labels: dict, expected: list) -> None:
+    assert dk.volume_bodies(VOLUME_PLAN, missing, labels) == expected
 
 
 def test_current_record_is_json_and_sorted() -> None:

@@ -102,3 +102,44 @@ def test_same_news_ignores_the_clock() -> None:
     assert pg.same_news("0:04 0/1 serving; api: compiling serde", "0:08 0/1 serving; api: compiling serde")
     assert not pg.same_news("0:04 0/1 serving; api: compiling serde", "0:08 0/1 serving; api: compiling tokio")
     assert not pg.same_news(None, "0:08 0/1 serving")
+
+
+def test_table_lines_up_columns_and_shows_none_as_a_dash() -> None:
+    assert pg.table([["api", None, "serving"], ["billing-long", "127.0.0.1:8082", ""]], ["A", "B", "C"]) == [
+        "A             B               C",
+        "api           -               serving",
+        "billing-long  127.0.0.1:8082",
+    ]
+
+
+def test_table_refuses_a_row_of_another_width() -> None:
+    with pytest.raises(ValueError, match="every row needs 2 cells"):
+        pg.table([["a"]], ["A", "B"])
+
+
+def _svc(name: str, status: str, detail: str = "") -> dict:
+    return {"service": name, "status": status, "address": f"127.0.0.1:{8080 if name == 'api' else 8081}",
+            "container": f"shop-{name}", "detail": detail}
+
+
+REPORT_CASES = [
+    ("services-only", [_svc("api", "serving"), _svc("auth", "build failed", "serving the last good build")], None,
+     ["SERVICE  STATUS        ADDRESS         CONTAINER  DETAIL",
+      "api      serving       127.0.0.1:8080  shop-api",
+      "auth     build failed  127.0.0.1:8081  shop-auth  serving the last good build"]),
+    ("with-volumes-one-not-sized-yet", [_svc("api", "serving")],
+     [{"name": "shop-cargo-cache", "size": -1}, {"name": "shop-cargo-target", "size": 123456789}],
+     ["SERVICE  STATUS   ADDRESS         CONTAINER  DETAIL",
+      "api      serving  127.0.0.1:8080  shop-api",
+      "",
+      "VOLUME             SIZE",
+      "shop-cargo-cache   -",
+      "shop-cargo-target  117.74 MB"]),
+    ("no-services-no-volumes", [], [], ["SERVICE  STATUS  ADDRESS  CONTAINER  DETAIL"]),
+]
+
+
+@pytest.mark.parametrize("services, volumes, expected", [c[1:] for c in REPORT_CASES],
+                         ids=[c[0] for c in REPORT_CASES])
+def test_report(services: list, volumes: t.Optional[list], expected: t.List[str]) -> None:
+    assert pg.report(services, volumes) == expected
