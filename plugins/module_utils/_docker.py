@@ -403,10 +403,16 @@ def record_differs(record: t.Any, digest: str, image_ids: t.Mapping[str, t.Optio
 def volume_bodies(plan: t.Mapping[str, t.Any], missing: t.Sequence[str],
                   labels: t.Mapping[str, str]) -> t.List[JsonDict]:
     """The engine's create bodies of the plan's volumes named in missing, labelled as the shared_volumes role
-    labels them. Empty, they take their owner from the dev image's mount points on first mount."""
+    labels them (volume_labels). Empty, they take their owner from the dev image's mount points on first mount."""
     kinds = {name: kind for kind, name in plan["volumes"].items()}
-    return [{"Name": name, "Labels": {**labels, PROJECT_LABEL: plan["project"], VOLUME_LABEL: kinds[name]}}
+    return [{"Name": name, "Labels": volume_labels(plan["project"], kinds[name], labels)}
             for name in missing if name in kinds]
+
+
+def volume_labels(project: str, kind: str, labels: t.Mapping[str, str]) -> t.Dict[str, str]:
+    """The labels of a project's volume (kind: target or cache): the user's, then the project and the kind, which
+    a user label cannot override (down, status and the orphan checks find the volume by them)."""
+    return {**labels, PROJECT_LABEL: project, VOLUME_LABEL: kind}
 
 
 def project_volumes(disk_usage: JsonDict, project: str) -> t.List[JsonDict]:
