@@ -134,6 +134,6 @@ def report(services: t.Sequence[JsonDict], volumes: t.Optional[t.Sequence[JsonDi
     lines = table([[r["service"], r["status"], r["address"], r["container"], r["detail"]] for r in services],
                   ["SERVICE", "STATUS", "ADDRESS", "CONTAINER", "DETAIL"])
     if volumes:
-        lines += [""] + table([[v["name"], bytes_to_human(v["size"]) if v["size"] >= 0 else None] for v in volumes],
-                                ["VOLUME", "SIZE"])
+        sizes = [[v["name"], bytes_to_human(v["size"]) if v["size"] >= 0 else None] for v in volumes]
+        lines += [""] + table(sizes, ["VOLUME", "SIZE"])
     return lines
