@@ -415,6 +415,20 @@ def volume_labels(project: str, kind: str, labels: t.Mapping[str, str]) -> t.Dic
     return {**labels, PROJECT_LABEL: project, VOLUME_LABEL: kind}
 
 
+def own_root_argv(user: str, storage_driver: str) -> t.Optional[t.List[str]]:
+    """The command that makes a container's user the owner of its root directory, run once as root when the
+    container is created or started: on the fuse-overlayfs storage driver only, and not for a container that
+    runs as root (None).
+
+    fuse-overlayfs serves POSIX ACLs, and the kernel does not cache the ACL of a FUSE mount's root: each absolute
+    path a non-owner looks up costs a round trip to the storage daemon (60 us instead of 0.3 us here), some
+    thousands per compile, which made a build as the dev user about twice as slow as the same build as root. The
+    owner's permission check never reads ACLs."""
+    if storage_driver != "fuse-overlayfs" or user.split(":", 1)[0] in ("", "0", "root"):
+        return None
+    return ["chown", user, "/"]
+
+
 def project_volumes(disk_usage: JsonDict, project: str) -> t.List[JsonDict]:
     """The project's volumes and their sizes in bytes (-1 when the engine has not computed one), by name, from the
     engine's disk usage (GET /system/df)."""

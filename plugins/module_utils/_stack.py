@@ -71,6 +71,8 @@ class Stack:
         self.names = names
         self.project = plan["project"]
         self.services = {s["name"]: s for s in plan["services"]}
+        # The engine's storage driver, read by converge before it creates or starts a container (own_root).
+        self.storage_driver = ""
 
     # ---------------------------------------------------------------- engine reads
     def list(self, all_projects: bool = False) -> list:
@@ -184,6 +186,21 @@ class Stack:
     def create(self, name: str, body: dict) -> None:
         result = self.client.post_json_to_json("/containers/create", data=body, params={"name": name})
         self.client.post_call("/containers/{0}/start", result["Id"])
+        self.own_root(result["Id"], body.get("User") or "")
+
+    def own_root(self, container: str, user: str) -> None:
+        """The container's user made the owner of its root on fuse-overlayfs (dk.own_root_argv): an optimisation,
+        so a container that exits at once or an engine that refuses the exec changes nothing else."""
+        argv = dk.own_root_argv(user, self.storage_driver)
+        if argv:
+            try:
+                created = self.client.post_json_to_json("/containers/{0}/exec", container, data={
+                    "AttachStdin": False, "AttachStdout": False, "AttachStderr": False, "Tty": False,
+                    "Cmd": argv, "User": "0"})
+                # Detached: a converge does not wait for it (the first build starts meanwhile and speeds up).
+                self.client.post_json_to_text("/exec/{0}/start", created["Id"], data={"Tty": False, "Detach": True})
+            except APIError:
+                pass
 
     def apply(self, action: dict, body: dict, service: str) -> None:
         kind = action["action"]
@@ -194,6 +211,7 @@ class Stack:
             self.create(action["name"], body)
         elif kind == "start":
             self.client.post_call("/containers/{0}/start", action["id"])
+            self.own_root(action["id"], body.get("User") or "")
         elif kind == "restart":
             self.client.post_call("/containers/{0}/restart", action["id"], params={"t": 3})
 
@@ -293,6 +311,8 @@ def converge(stack: Stack, module, wait: bool, timeout: int, recreate: list, ste
     by_container = {s["container"]["name"]: n for n, s in stack.services.items()}
     restarting = {by_container.get(a["name"], "builder") for a in changes}
     stack.prepare_state(restarting)
+    if any(a["action"] in ("create", "recreate", "start") for a in changes):
+        stack.storage_driver = stack.client.get_json("/info").get("Driver") or ""
     for volume in volumes:
         stack.client.post_json_to_json("/volumes/create", data=volume)
     if network_missing:

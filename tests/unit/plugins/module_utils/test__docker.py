@@ -667,3 +667,14 @@ def test_current_record_is_json_and_sorted() -> None:
 ])
 def test_project_volumes_are_the_projects_own_by_name(volumes: t.Any, expected: list) -> None:
     assert dk.project_volumes({"Volumes": volumes, "Images": []}, "shop") == expected
+
+
+@pytest.mark.parametrize("user, driver, owns", [
+    ("1000:1000", "fuse-overlayfs", True), ("dev", "fuse-overlayfs", True), ("1000", "fuse-overlayfs", True),
+    ("", "fuse-overlayfs", False), ("0", "fuse-overlayfs", False), ("0:0", "fuse-overlayfs", False),
+    ("root", "fuse-overlayfs", False), ("root:root", "fuse-overlayfs", False),
+    ("1000:1000", "overlay2", False), ("1000:1000", "btrfs", False), ("1000:1000", "", False),
+])
+def test_own_root_argv_only_for_a_user_other_than_root_on_fuse_overlayfs(user: str, driver: str, owns: bool) -> None:
+    argv = dk.own_root_argv(user, driver)
+    assert argv == (["chown", user, "/"] if owns else None)
