@@ -22,6 +22,8 @@ from ansible_collections.cargohold.devenv.plugins.module_utils import _docker as
 from ansible_collections.cargohold.devenv.plugins.module_utils import _progress as pg
 
 WORKERS = 4
+# The actions of dk.decide that leave a container started by this converge.
+STARTING = ("create", "recreate", "start")
 POLL = 0.25
 MIN_DOCKER_API_VERSION = "1.41"
 
@@ -183,10 +185,10 @@ class Stack:
         except NotFound:
             pass
 
-    def create(self, name: str, body: dict) -> None:
+    def create(self, name: str, body: dict) -> str:
         result = self.client.post_json_to_json("/containers/create", data=body, params={"name": name})
         self.client.post_call("/containers/{0}/start", result["Id"])
-        self.own_root(result["Id"], body.get("User") or "")
+        return result["Id"]
 
     def own_root(self, container: str, user: str) -> None:
         """The container's user made the owner of its root on fuse-overlayfs (dk.own_root_argv): an optimisation,
@@ -208,7 +210,7 @@ class Stack:
             self.remove(action["id"])
             self.forget(service)  # what the old container's supervisor wrote as it stopped
         if kind in ("create", "recreate"):
-            self.create(action["name"], body)
+            self.own_root(self.create(action["name"], body), body.get("User") or "")
         elif kind == "start":
             self.client.post_call("/containers/{0}/start", action["id"])
             self.own_root(action["id"], body.get("User") or "")
@@ -232,7 +234,7 @@ def port_conflicts(planned: list, actions: list, everyone: list, project: str) -
     held = dk.held_ports([e for e in everyone if e not in mine])
     # Ports our own containers publish are freed when those are recreated; the engine's proxy holds them now.
     ours = dk.held_ports(mine)
-    starting = {a["name"] for a in actions if a["action"] in ("create", "recreate", "start")}
+    starting = {a["name"] for a in actions if a["action"] in STARTING}
     problems = []
     for name, body in planned:
         if name not in starting:
@@ -311,7 +313,7 @@ def converge(stack: Stack, module, wait: bool, timeout: int, recreate: list, ste
     by_container = {s["container"]["name"]: n for n, s in stack.services.items()}
     restarting = {by_container.get(a["name"], "builder") for a in changes}
     stack.prepare_state(restarting)
-    if any(a["action"] in ("create", "recreate", "start") for a in changes):
+    if any(a["action"] in STARTING for a in changes):
         stack.storage_driver = stack.client.get_json("/info").get("Driver") or ""
     for volume in volumes:
         stack.client.post_json_to_json("/volumes/create", data=volume)
