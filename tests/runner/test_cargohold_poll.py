@@ -178,7 +178,7 @@ def test_stops_at_once_whatever_the_interval(tree: Path, tmp_path: Path, sig: in
         start = time.monotonic()
         proc.send_signal(sig)
         wait_until(lambda: not running(proc.pid), 2, "the poller to exit", step=0.001)
-        assert time.monotonic() - start < 0.5
+        assert time.monotonic() - start < 2, "not after the 30 s interval"
         assert proc.wait(1) == 0
     finally:
         stop(proc)

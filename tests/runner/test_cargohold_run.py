@@ -176,12 +176,12 @@ def test_rebuild_restarts_the_service(supervisors: t.Callable[..., Supervisor]) 
 
     replaced = time.monotonic()
     sup.install("--listen", f"127.0.0.1:{port}")
-    second = sup.wait_state("ready", timeout=2, not_pid=first["pid"])
+    second = sup.wait_state("ready", timeout=3, not_pid=first["pid"])
     restart_seconds = time.monotonic() - replaced
     assert second["pid"] != first["pid"] and second["restarts"] == 0 and second["code"] is None
     assert process_state(first["pid"]) is None, "the old binary's process is gone"
     assert sup.wait_output("cargohold-run: kvd was rebuilt, restarting it\n").count("was rebuilt") == 1
-    assert restart_seconds < 1.0
+    assert restart_seconds < 1.5
 
     # cargo hard-links the linker's output into place: the new file's mtime can predate the start of the
     # running child. A new inode is a rebuild all the same.
@@ -211,7 +211,7 @@ def test_crash_restarts_with_growing_backoff_until_rebuilt(supervisors: t.Callab
     first_seen = {s["pid"]: when for when, s in reversed(starts)}
     gap1 = first_seen[pids[1]] - first_seen[pids[0]]
     gap2 = first_seen[pids[2]] - first_seen[pids[1]]
-    assert 0.45 <= gap1 < 0.9, gap1
+    assert 0.45 <= gap1 < 0.95, gap1
     assert gap2 >= 0.95 and gap2 > 1.6 * gap1, (gap1, gap2)
     crashed = [s for _when, s in seen if s["state"] == "crashed"]
     assert [(s["restarts"], s["code"], s["pid"]) for s in crashed] == [(1, 3, None), (2, 3, None), (3, 3, None)]
@@ -225,8 +225,8 @@ def test_crash_restarts_with_growing_backoff_until_rebuilt(supervisors: t.Callab
     # Restart 3 would come in 2 s; a rebuild (the fix) starts at once and resets the counter.
     fixed = time.monotonic()
     sup.install("--listen", f"127.0.0.1:{free_port()}")
-    state = sup.wait_state("ready", timeout=1.5, restarts=0, code=None)
-    assert time.monotonic() - fixed < 1.0
+    state = sup.wait_state("ready", timeout=2, restarts=0, code=None)
+    assert time.monotonic() - fixed < 1.8
     assert state["pid"] not in pids
 
 
@@ -302,8 +302,10 @@ def test_stop_of_a_service_without_signal_handler_is_fast(supervisors: t.Callabl
     sup.proc.wait(2)
     print(f"stop latency ({signal.Signals(sig).name}): service gone after {service_gone * 1000:.1f} ms, "
           f"cargohold-run exited after {supervisor_gone * 1000:.1f} ms")
-    assert service_gone < 0.05
-    assert supervisor_gone < 0.5
+    # SIGTERM would come after half the 2 s grace: well under that, SIGINT alone ended it. The latency itself is
+    # printed above, not bounded tightly: a busy CI host must not fail a behaviour test.
+    assert service_gone < 0.5
+    assert supervisor_gone < 0.9
     assert sup.proc.returncode == 0
     assert sup.state() == {**sup.state(), "state": "stopped", "pid": None, "code": 130, "ready": 1}
     assert re.search(r"cargohold-run: kvd stopped \(status 130, [0-9.]+ s\)\n", sup.output())
@@ -325,7 +327,7 @@ def test_stop_lets_a_handler_shut_down_cleanly(supervisors: t.Callable[..., Supe
     seconds = time.monotonic() - start
     sup.proc.wait(5)
     print(f"stop latency with a SIGINT handler (100 ms of cleanup): {seconds * 1000:.1f} ms")
-    assert 0.1 <= seconds < 0.6
+    assert 0.1 <= seconds < 0.95
     assert sup.state()["state"] == "stopped" and sup.state()["code"] == 0
     out = sup.output()
     # What the service prints while it shuts down still reaches stdout and output.log.
@@ -338,16 +340,16 @@ def test_stop_lets_a_handler_shut_down_cleanly(supervisors: t.Callable[..., Supe
 def test_stop_escalates_to_sigterm_then_sigkill(supervisors: t.Callable[..., Supervisor]) -> None:
     deaf = supervisors("deaf")
     deaf.install("--on-int", "ignore")
-    deaf.start(stop_grace="0.4")
+    deaf.start(stop_grace="1")
     deafer = supervisors("deafer")
     deafer.install("--on-int", "ignore", "--ignore-term")
-    deafer.start(stop_grace="0.4")
+    deafer.start(stop_grace="1")
     deaf.wait_state("ready")
     deafer.wait_state("ready")
     deaf_seconds = deaf.signal(signal.SIGINT)
     deafer_seconds = deafer.signal(signal.SIGINT)
-    assert deaf.state()["code"] == 128 + signal.SIGTERM and 0.18 <= deaf_seconds < 0.45
-    assert deafer.state()["code"] == 128 + signal.SIGKILL and 0.38 <= deafer_seconds < 0.7
+    assert deaf.state()["code"] == 128 + signal.SIGTERM and 0.45 <= deaf_seconds < 0.95
+    assert deafer.state()["code"] == 128 + signal.SIGKILL and 0.95 <= deafer_seconds < 1.8
     # bash's own "Killed" job notice is filtered out of stderr.
     assert deafer.errors() == ""
     assert session_pids(deaf.pid) == [] and session_pids(deafer.pid) == []
@@ -356,13 +358,13 @@ def test_stop_escalates_to_sigterm_then_sigkill(supervisors: t.Callable[..., Sup
 def test_rebuild_of_a_service_that_ignores_sigint_waits_for_sigterm(supervisors: t.Callable[..., Supervisor]) -> None:
     sup = supervisors("deaf")
     sup.install("--on-int", "ignore")
-    sup.start(stop_grace="0.6")
+    sup.start(stop_grace="1.2")
     first = sup.wait_state("ready")
     replaced = time.monotonic()
     sup.install("--on-int", "ignore")
     second = sup.wait_state("ready", timeout=2, not_pid=first["pid"])
     assert second["pid"] != first["pid"]
-    assert 0.3 <= time.monotonic() - replaced < 0.8, "SIGTERM after half the grace"
+    assert 0.55 <= time.monotonic() - replaced < 1.15, "SIGTERM after half the grace, before SIGKILL"
 
 
 def test_sigint_ignored_at_start_falls_back_to_sigterm(supervisors: t.Callable[..., Supervisor]) -> None:
@@ -375,9 +377,9 @@ def test_sigint_ignored_at_start_falls_back_to_sigterm(supervisors: t.Callable[.
     replaced = time.monotonic()
     sup.install()
     sup.wait_state("ready", timeout=2, not_pid=first["pid"])
-    assert time.monotonic() - replaced < 1.0, "SIGTERM first, not after half the 4 s grace"
+    assert time.monotonic() - replaced < 1.8, "SIGTERM first, not after half the 4 s grace"
     seconds = sup.signal(signal.SIGTERM)
-    assert seconds < 0.5 and sup.state()["code"] == 128 + signal.SIGTERM
+    assert seconds < 1.5 and sup.state()["code"] == 128 + signal.SIGTERM
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -419,7 +421,7 @@ def test_watcher_builds_and_is_stopped_with_its_group(supervisors: t.Callable[..
     assert os.getpgid(watcher_pid) == watcher_pid == os.getpgid(sleeper_pid), "the watcher has its own group"
 
     seconds = sup.signal(signal.SIGINT)
-    assert seconds < 0.8
+    assert seconds < 1.5
     assert terms.read_text(encoding="utf-8").startswith("TERM\n"), "the watcher was asked first"
     assert not running(watcher_pid) and not running(sleeper_pid), "the watcher's whole group is gone"
     assert session_pids(sup.pid) == []
