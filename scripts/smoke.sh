@@ -105,10 +105,11 @@ reply=$("$venv/bin/python" -c 'import sys, urllib.request; print(urllib.request.
 [[ $reply == "hello from the installed cargohold.devenv" ]] || fail "127.0.0.1:$port answered '$reply'"
 say "127.0.0.1:$port answers '$reply'"
 
-report=$(cd "$ws" && "$venv/bin/ansible-playbook" cargohold.devenv.status -e dev_services_status_volumes=true) \
+# The table is printed by the action plugin, on stderr with its progress lines.
+report=$(cd "$ws" && "$venv/bin/ansible-playbook" cargohold.devenv.status -e dev_services_status_volumes=true 2>&1) \
     || fail "status failed"
-if ! grep -qE '^ *"[a-z0-9_-]+ +serving ' <<<"$report" \
-    || ! grep -qE "\"$project-cargo-target +[0-9.]+ [A-Za-z]+\"" <<<"$report"; then
+if ! grep -qE '^[a-z0-9_-]+ +serving ' <<<"$report" \
+    || ! grep -qE "^$project-cargo-target +[0-9.]+ [A-Za-z]+ *$" <<<"$report"; then
     fail "status did not print the serving service and the target volume's size: $report"
 fi
 say "status printed the serving service and the volume sizes"

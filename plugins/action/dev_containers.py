@@ -9,6 +9,7 @@ controller between them, from what each service's build and supervisor report: `
 34/50 (tokio, hyper); auth, billing: waiting for another build (cargo's build lock)`. It works the same on remote
 Docker hosts (the module reads the state files there). A failure (a compiler error with its file and line, a
 service that exited with its last log lines) is returned as its message alone, which ansible-core prints as text.
+Once done, it prints the module's service table as plain lines (the roles have no task of their own for it).
 """
 
 from __future__ import annotations
@@ -42,6 +43,19 @@ STEP = 4.0
 # A line that says nothing new is printed again after this many seconds, so a long quiet step shows life.
 QUIET = 30.0
 WAITING_STATES = ("present", "restarted", "rebuilt")
+
+
+def table_text(args: dict, result: dict, task_vars: dict) -> str:
+    """What the task prints once done: the service table as the user reads it, its lines each led by the host's
+    name when the play has several hosts (printed in one call, so the tables of hosts run in parallel do not
+    interleave). Nothing for a failure (its message says it), a waiting step, or print_table=false."""
+    if (result.get("failed") or not result.get("table") or float(args.get("wait_step") or 0) > 0
+            or not boolean(args.get("print_table", True), strict=False)):
+        return ""
+    if len(task_vars.get("ansible_play_hosts_all") or ()) > 1:
+        host = task_vars.get("inventory_hostname", "")
+        return "\n".join(f"{host}: {line}" for line in result["table"])
+    return "\n".join(result["table"])
 
 
 class _Options:  # pylint: disable=too-few-public-methods
@@ -127,17 +141,17 @@ class ActionModule(ActionBase):
         args = dict(self._task.args)
         state = args.get("state", "present")
         wait = boolean(args["wait"], strict=False) if args.get("wait") is not None else state != "status"
-        if (state not in WAITING_STATES or not wait or self._task.check_mode
-                or float(args.get("wait_step") or 0) > 0):
-            try:
-                result.update(self._run_module(module_args=args, task_vars=task_vars))
-            finally:
-                self._remove_tmp_path(self._connection._shell.tmpdir)
-            return result
         try:
-            result.update(self._wait_with_progress(args, task_vars or {}))
+            if (state not in WAITING_STATES or not wait or self._task.check_mode
+                    or float(args.get("wait_step") or 0) > 0):
+                result.update(self._run_module(module_args=args, task_vars=task_vars))
+            else:
+                result.update(self._wait_with_progress(args, task_vars or {}))
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
+        text = table_text(args, result, task_vars or {})
+        if text:
+            _say(text)
         return result
 
     def _wait_with_progress(self, args: dict, task_vars: dict) -> dict:

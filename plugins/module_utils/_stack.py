@@ -47,6 +47,7 @@ ARGUMENT_SPEC = dict(
     wait_step=dict(type="float", default=0),
     log_lines=dict(type="int", default=0),
     volumes=dict(type="bool", default=False),
+    print_table=dict(type="bool", default=True),
     recreate=dict(type="list", elements="str", default=[]),
     names=dict(type="dict", default={}),
 )

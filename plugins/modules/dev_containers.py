@@ -39,7 +39,7 @@ extends_documentation_fragment:
 attributes:
   action:
     support: full
-    details: The action plugin prints progress while it waits. On a local connection without C(become), a task
+    details: The action plugin prints progress while it waits and the service table once done. On a local connection without C(become), a task
       C(environment) or C(async), it runs this module's code in the controller's process (no module payload is
       built, copied or started); C(cargohold_in_process=false) makes it run the module as usual.
   async:
@@ -162,6 +162,12 @@ options:
       to the engine, which sizes every volume it has; seconds on a large cache).
     type: bool
     default: false
+  print_table:
+    description: Whether the action plugin prints RV(table) on the controller once the task is done (plain lines,
+      on standard error like the progress lines, each led by the host's name when the play has several hosts).
+      The module itself prints nothing.
+    type: bool
+    default: true
   recreate:
     description: Service names whose containers are recreated even when unchanged.
     type: list
@@ -215,7 +221,7 @@ removed:
   elements: str
   sample: [shop-old]
 table:
-  description: RV(services) (and, with O(volumes), RV(volumes)) laid out as the lines the roles print, columns
+  description: RV(services) (and, with O(volumes), RV(volumes)) laid out as the lines the action plugin prints, columns
     aligned.
   returned: success, unless RV(current) is V(false)
   type: list

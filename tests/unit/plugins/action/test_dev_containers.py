@@ -48,6 +48,26 @@ def test_in_process_only_where_the_module_would_run_here_alike(kwargs: dict, tas
     assert plugin(**kwargs)._in_process(task_vars) is expected
 
 
+TABLE = ["SERVICE  STATUS", "api      serving"]
+
+
+@pytest.mark.parametrize("args, result, task_vars, printed", [
+    ({}, {"table": TABLE}, {}, "SERVICE  STATUS\napi      serving"),
+    ({}, {"table": TABLE}, {"ansible_play_hosts_all": ["dev"], "inventory_hostname": "dev"},
+     "SERVICE  STATUS\napi      serving"),
+    ({}, {"table": TABLE}, {"ansible_play_hosts_all": ["a", "b"], "inventory_hostname": "b"},
+     "b: SERVICE  STATUS\nb: api      serving"),
+    ({"print_table": False}, {"table": TABLE}, {}, ""),
+    ({"print_table": "no"}, {"table": TABLE}, {}, ""),
+    ({"wait_step": 4.0}, {"table": TABLE}, {}, ""),
+    ({}, {"table": TABLE, "failed": True, "msg": "api: error[E0308]"}, {}, ""),
+    ({}, {"current": False}, {}, ""),
+], ids=["one-host", "one-named-host", "two-hosts", "off", "off-str", "waiting-step", "failed", "no-table"])
+def test_the_table_is_printed_once_done_unless_asked_not_to(args: dict, result: dict, task_vars: dict,
+                                                            printed: str) -> None:
+    assert action.table_text(args, result, task_vars) == printed
+
+
 @pytest.mark.parametrize("args, words", [
     ({}, "one of the following is required: plan, plan_file, workspace"),
     ({"plan_file": "/nowhere", "state": "gone"}, "state"),
