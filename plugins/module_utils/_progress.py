@@ -127,9 +127,11 @@ def table(rows: t.Sequence[t.Sequence[t.Any]], header: t.Sequence[str]) -> t.Lis
 
 
 def report(services: t.Sequence[JsonDict], volumes: t.Optional[t.Sequence[JsonDict]] = None) -> t.List[str]:
-    """The lines the roles print after every command: the service table and, when asked for, the volume table
+    """The lines printed after every command: the service table and, when asked for, the volume table
     (sizes as ansible.builtin.human_readable gives them, `-` for one the engine has not computed yet). Made by
-    the module, so a daily command spends no templating on it."""
+    the module, so a daily command spends no templating on it. Nothing when there is nothing to show (down)."""
+    if not services and not volumes:
+        return []
     lines = table([[r["service"], r["status"], r["address"], r["container"], r["detail"]] for r in services],
                   ["SERVICE", "STATUS", "ADDRESS", "CONTAINER", "DETAIL"])
     if volumes:
