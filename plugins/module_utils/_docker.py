@@ -429,6 +429,16 @@ def own_root_argv(user: str, storage_driver: str) -> t.Optional[t.List[str]]:
     return ["chown", user, "/"]
 
 
+def exec_body(argv: t.List[str], output: bool, user: t.Optional[str] = None) -> JsonDict:
+    """The body of POST /containers/{id}/exec: argv with its output attached (to be read) or not (run detached),
+    as user, else as the container's own user."""
+    body: JsonDict = {"AttachStdin": False, "AttachStdout": output, "AttachStderr": output, "Tty": False,
+                      "Cmd": argv}
+    if user is not None:
+        body["User"] = user
+    return body
+
+
 def project_volumes(disk_usage: JsonDict, project: str) -> t.List[JsonDict]:
     """The project's volumes and their sizes in bytes (-1 when the engine has not computed one), by name, from the
     engine's disk usage (GET /system/df)."""

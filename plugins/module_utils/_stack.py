@@ -197,11 +197,9 @@ class Stack:
         argv = dk.own_root_argv(user, self.storage_driver)
         if argv:
             try:
-                created = self.client.post_json_to_json("/containers/{0}/exec", container, data={
-                    "AttachStdin": False, "AttachStdout": False, "AttachStderr": False, "Tty": False,
-                    "Cmd": argv, "User": "0"})
+                exec_id = self._exec_created(container, dk.exec_body(argv, output=False, user="0"))
                 # Detached: a converge does not wait for it (the first build starts meanwhile and speeds up).
-                self.client.post_json_to_text("/exec/{0}/start", created["Id"], data={"Tty": False, "Detach": True})
+                self.client.post_json_to_text("/exec/{0}/start", exec_id, data={"Tty": False, "Detach": True})
             except APIError:
                 pass
 
@@ -220,13 +218,15 @@ class Stack:
 
     def exec(self, container: str, argv: list) -> tuple:
         """(exit code, output) of a command run in a running container, as its user, in its working dir."""
-        created = self.client.post_json_to_json("/containers/{0}/exec", container, data={
-            "AttachStdin": False, "AttachStdout": True, "AttachStderr": True, "Tty": False, "Cmd": argv})
-        stdout, stderr = self.client.post_json_to_stream("/exec/{0}/start", created["Id"],
+        exec_id = self._exec_created(container, dk.exec_body(argv, output=True))
+        stdout, stderr = self.client.post_json_to_stream("/exec/{0}/start", exec_id,
                                                          data={"Tty": False, "Detach": False},
                                                          stream=False, tty=False, demux=True)
-        code = self.client.get_json("/exec/{0}/json", created["Id"]).get("ExitCode")
+        code = self.client.get_json("/exec/{0}/json", exec_id).get("ExitCode")
         return code, ((stdout or b"") + (stderr or b"")).decode("utf-8", "replace")
+
+    def _exec_created(self, container: str, body: dict) -> str:
+        return self.client.post_json_to_json("/containers/{0}/exec", container, data=body)["Id"]
 
 
 def port_conflicts(planned: list, actions: list, everyone: list, project: str) -> list:

@@ -678,3 +678,12 @@ def test_project_volumes_are_the_projects_own_by_name(volumes: t.Any, expected: 
 def test_own_root_argv_only_for_a_user_other_than_root_on_fuse_overlayfs(user: str, driver: str, owns: bool) -> None:
     argv = dk.own_root_argv(user, driver)
     assert argv == (["chown", user, "/"] if owns else None)
+
+
+@pytest.mark.parametrize("output, user, expected", [
+    (True, None, {"AttachStdin": False, "AttachStdout": True, "AttachStderr": True, "Tty": False, "Cmd": ["id"]}),
+    (False, "0", {"AttachStdin": False, "AttachStdout": False, "AttachStderr": False, "Tty": False, "Cmd": ["id"],
+                  "User": "0"}),
+], ids=["read-as-the-container-user", "detached-as-root"])
+def test_exec_body(output: bool, user: t.Optional[str], expected: dict) -> None:
+    assert dk.exec_body(["id"], output, user) == expected
