@@ -45,11 +45,16 @@ QUIET = 30.0
 WAITING_STATES = ("present", "restarted", "rebuilt")
 
 
+def waiting_step(args: dict) -> bool:
+    """Whether the task is one of this plugin's own waiting steps (it reads the stack and returns)."""
+    return float(args.get("wait_step") or 0) > 0
+
+
 def table_text(args: dict, result: dict, task_vars: dict) -> str:
     """What the task prints once done: the service table as the user reads it, its lines each led by the host's
     name when the play has several hosts (printed in one call, so the tables of hosts run in parallel do not
     interleave). Nothing for a failure (its message says it), a waiting step, or print_table=false."""
-    if (result.get("failed") or not result.get("table") or float(args.get("wait_step") or 0) > 0
+    if (result.get("failed") or not result.get("table") or waiting_step(args)
             or not boolean(args.get("print_table", True), strict=False)):
         return ""
     if len(task_vars.get("ansible_play_hosts_all") or ()) > 1:
@@ -142,8 +147,7 @@ class ActionModule(ActionBase):
         state = args.get("state", "present")
         wait = boolean(args["wait"], strict=False) if args.get("wait") is not None else state != "status"
         try:
-            if (state not in WAITING_STATES or not wait or self._task.check_mode
-                    or float(args.get("wait_step") or 0) > 0):
+            if state not in WAITING_STATES or not wait or self._task.check_mode or waiting_step(args):
                 result.update(self._run_module(module_args=args, task_vars=task_vars))
             else:
                 result.update(self._wait_with_progress(args, task_vars or {}))

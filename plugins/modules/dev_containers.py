@@ -39,9 +39,10 @@ extends_documentation_fragment:
 attributes:
   action:
     support: full
-    details: The action plugin prints progress while it waits and the service table once done. On a local connection without C(become), a task
-      C(environment) or C(async), it runs this module's code in the controller's process (no module payload is
-      built, copied or started); C(cargohold_in_process=false) makes it run the module as usual.
+    details: The action plugin prints progress while it waits and the service table once done. On a local
+      connection without C(become), a task C(environment) or C(async), it runs this module's code in the
+      controller's process (no module payload is built, copied or started); C(cargohold_in_process=false) makes
+      it run the module as usual.
   async:
     support: none
   bypass_host_loop:
