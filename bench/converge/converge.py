@@ -195,14 +195,7 @@ class Procs:
 
         def expire() -> None:
             expired.set()
-            for sig, grace in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 0.0)):
-                try:
-                    os.killpg(proc.pid, sig)
-                except ProcessLookupError:
-                    return
-                deadline = time.monotonic() + grace
-                while proc.returncode is None and time.monotonic() < deadline:
-                    time.sleep(0.1)
+            self.stop(proc)
 
         timer = threading.Timer(timeout, expire)
         timer.daemon = True
